@@ -1,0 +1,1 @@
+"""Data access: the pool, the named queries, migrations and the embedded server."""

@@ -1,0 +1,139 @@
+"""The data-access module: owns the connection pool and exposes one typed async function per
+named query. Every request's queries run in one transaction as the role `authenticated` with the
+caller's verified claims, so row-level security and auth.uid() govern them exactly as they govern a
+direct SQL caller. Routes never import the driver.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from chatsessions import errors
+from chatsessions.auth import User
+from chatsessions.db.errors import translate
+from chatsessions.db.queries import QUERIES
+
+Json = dict[str, Any]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class UserTransaction:
+    """The queries one request may run, all inside its transaction, as its user."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def _val(self, name: str, *args: Any) -> Any:
+        return await self._conn.fetchval(QUERIES[name], *args)
+
+    async def get_session(self, session_id: str, scope: str) -> Json | None:
+        result: Json | None = await self._val("get_session", session_id, scope)
+        return result
+
+    async def list_sessions(
+        self, scope: str, after: tuple[datetime, str] | None, limit: int
+    ) -> tuple[list[Json], str | None, tuple[datetime, str] | None]:
+        """A page of sessions, the active session id, and the cursor of the next page (or None)."""
+        cursor_at, cursor_id = after if after else (None, None)
+        row = await self._conn.fetchrow(QUERIES["list_sessions"], scope, cursor_at, cursor_id, limit)
+        assert row is not None
+        sessions: list[Json] = row["sessions"]
+        next_after = None
+        if len(sessions) == limit and row["last_ordered_at"] is not None:
+            next_after = (row["last_ordered_at"], sessions[-1]["id"])
+        return sessions, row["active_session_id"], next_after
+
+    async def update_session(
+        self, session_id: str, title: str | None, is_active: bool | None, scope: str
+    ) -> Json:
+        result: Json = await self._val("update_session", session_id, title, is_active, scope)
+        return result
+
+    async def create_session(
+        self, session_id: str | None, title: str | None, is_active: bool, scope: str
+    ) -> Json:
+        result: Json = await self._val("create_session", session_id, title, is_active, scope)
+        return result
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._val("delete_session", session_id)
+
+    async def append_messages(self, session_id: str, messages: list[Json], scope: str) -> Json:
+        result: Json = await self._val("append_messages", session_id, messages, scope)
+        return result
+
+    async def list_messages(self, session_id: str, after: int, limit: int) -> list[Json] | None:
+        """Messages after seq `after`; None when the session does not exist (for this user)."""
+        row = await self._conn.fetchrow(QUERIES["list_messages"], session_id, after, limit)
+        return None if row is None else list(row["messages"])
+
+
+class Database:
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        # Users whose profile row this process has already made sure of (bounded).
+        self._known_users: OrderedDict[Any, None] = OrderedDict()
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            init=_init_connection,
+            # UTC so that timestamps in JSON results read the same whatever the server's zone.
+            server_settings={"timezone": "UTC", "application_name": "chatsessions"},
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise errors.DatabaseUnavailable("database pool is not open")
+        return self._pool
+
+    @asynccontextmanager
+    async def as_user(self, user: User) -> AsyncIterator[UserTransaction]:
+        """One transaction as `user`; database errors come out as the project's errors."""
+        new_user = user.id not in self._known_users
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.fetchval(QUERIES["set_request_user"], json.dumps(user.claims))
+                if new_user:
+                    await conn.fetchval(QUERIES["ensure_profile"])
+                yield UserTransaction(conn)
+            if new_user:
+                self._remember(user.id)
+        except asyncpg.PostgresError as exc:
+            raise translate(exc) from exc
+        except (OSError, asyncpg.InterfaceError) as exc:
+            raise errors.DatabaseUnavailable(f"database unavailable: {exc}") from exc
+
+    def _remember(self, user_id: Any) -> None:
+        self._known_users[user_id] = None
+        if len(self._known_users) > 100_000:
+            self._known_users.popitem(last=False)
+
+    async def schema_version(self) -> str | None:
+        try:
+            async with self.pool.acquire() as conn:
+                version: str | None = await conn.fetchval(QUERIES["schema_version"])
+                return version
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            raise errors.DatabaseUnavailable(f"database not ready: {exc}") from exc
