@@ -35,7 +35,9 @@ _HTTP_CODES = {
 }
 
 
-def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": message, "code": code}, status_code=status, headers=headers)
 
 
@@ -143,12 +145,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     for router in (health.router, auth.router, sessions.router, messages.router):
         app.include_router(router)
-
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                   include_in_schema=False)
-    async def unknown_api_route(rest: str) -> Any:
-        # Keeps unknown API paths JSON 404s rather than falling through to the web app.
-        return _error(404, f"no such route: /api/{rest}", "not_found")
 
     web = Path(str(resources.files("chatsessions").joinpath("web")))
     app.mount("/", StaticFiles(directory=web, html=True, check_dir=False), name="web")

@@ -40,7 +40,7 @@ def user_id_for_name(name: str) -> uuid.UUID:
 
 
 def load_or_create_secret(path: Path) -> str:
-    """The server's own HS256 secret, generated on first use and kept (mode 0600) in the data dir."""
+    """The server's own HS256 secret: generated on first use, kept (mode 0600) in the data dir."""
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """The command line: a thin shell over the same code the HTTP service uses.
 
-    chatsessions serve [--host H] [--port P] [--data-dir D] [--database-url URL]
-    chatsessions migrate [--data-dir D] [--database-url URL]
-    chatsessions token NAME [--data-dir D]
+chatsessions serve [--host H] [--port P] [--data-dir D] [--database-url URL]
+chatsessions migrate [--data-dir D] [--database-url URL]
+chatsessions token NAME [--data-dir D]
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def serve(args: argparse.Namespace) -> int:
     url = _database_url(settings)
     app = create_app(settings, database_url=url)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if not settings.database_url else url
-    print(f"chatsessions on http://{settings.host}:{settings.port}/ (database: {where})", flush=True)
+    print(
+        f"chatsessions on http://{settings.host}:{settings.port}/ (database: {where})", flush=True
+    )
     if app.state.authority.dev_sign_in:
         print("development sign-in is on: anyone can sign in as any name", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
@@ -92,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("token", help="print an access token for the user behind NAME")
     p.add_argument("name", help="a name (mapped to a stable user id) or a user UUID")
-    p.add_argument("--data-dir", type=Path, help="data directory of the server (default .chatsessions)")
+    p.add_argument(
+        "--data-dir", type=Path, help="data directory of the server (default .chatsessions)"
+    )
     p.add_argument("--ttl", type=int, default=None, help="lifetime in seconds (default 7 days)")
     p.set_defaults(func=token)
     return parser

@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     started in `data_dir`."""
 
     data_dir: Path = Path(".chatsessions")
-    """Where the embedded PostgreSQL keeps its data and the server keeps its generated JWT secret."""
+    """Where the embedded PostgreSQL keeps its data and the server its generated JWT secret."""
 
     host: str = "127.0.0.1"
     """Address `chatsessions serve` listens on."""
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
 
     dev_sign_in: bool | None = None
     """Enable `POST /api/dev/token` (sign in as any name, no password). Default: on only when the
-    server generated its own secret, i.e. nobody configured authentication. Never use in production."""
+    server generated its own secret (nobody configured authentication). Not for production."""
 
     dev_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     """Lifetime of tokens from `/api/dev/token` and `chatsessions token`."""

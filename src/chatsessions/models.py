@@ -171,8 +171,11 @@ class ErrorPublic(BaseModel):
 
 
 class DevTokenRequest(_Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True),
-                    AfterValidator(_no_nul)]
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=64, strip_whitespace=True),
+        AfterValidator(_no_nul),
+    ]
 
 
 class TokenPublic(BaseModel):

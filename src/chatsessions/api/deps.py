@@ -49,6 +49,6 @@ ScopeQuery = Annotated[
     str,
     Query(
         pattern=SCOPE_PATTERN,
-        description="`account` (default: the whole account) or a client-chosen scope, e.g. a device id",
+        description="`account` (default: the whole account) or a client-chosen scope",
     ),
 ]

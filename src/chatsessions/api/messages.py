@@ -17,7 +17,9 @@ router = APIRouter(prefix="/api/chat", tags=["messages"])
 async def list_messages(
     tx: Tx,
     session_id: Annotated[str, Query(pattern=ID_PATTERN)],
-    after: Annotated[int, Query(ge=0, description="return messages with seq greater than this")] = 0,
+    after: Annotated[
+        int, Query(ge=0, description="return messages with seq greater than this")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     """Messages in sequence order; pass `next_after` back as `after` for the next page."""

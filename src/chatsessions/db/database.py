@@ -45,12 +45,15 @@ class UserTransaction:
     ) -> tuple[list[Json], str | None, tuple[datetime, str] | None]:
         """A page of sessions, the active session id, and the cursor of the next page (or None)."""
         cursor_at, cursor_id = after if after else (None, None)
-        row = await self._conn.fetchrow(QUERIES["list_sessions"], scope, cursor_at, cursor_id, limit)
+        row = await self._conn.fetchrow(
+            QUERIES["list_sessions"], scope, cursor_at, cursor_id, limit + 1
+        )
         assert row is not None
-        sessions: list[Json] = row["sessions"]
+        sessions: list[Json] = row["sessions"][:limit]
+        ordered_at = [s.pop("ordered_at") for s in sessions]
         next_after = None
-        if len(sessions) == limit and row["last_ordered_at"] is not None:
-            next_after = (row["last_ordered_at"], sessions[-1]["id"])
+        if len(row["sessions"]) > limit:
+            next_after = (datetime.fromisoformat(ordered_at[-1]), sessions[-1]["id"])
         return sessions, row["active_session_id"], next_after
 
     async def update_session(

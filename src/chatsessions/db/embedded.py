@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def start_embedded(data_dir: Path) -> str:
-    """Starts (or reuses) the server for `data_dir`; returns its URL. Stops when the process exits."""
+    """Starts (or reuses) the server of `data_dir` and returns its URL; it stops at process exit."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
         warnings.simplefilter("ignore")

@@ -31,5 +31,7 @@ def translate(exc: asyncpg.PostgresError) -> errors.ChatSessionsError:
         # (e.g. a NUL character, a number out of range, a failed check constraint).
         return errors.InvalidRequest(message)
     if state in ("40001", "40P01", "55P03", "57014"):
-        return errors.DatabaseUnavailable(f"database busy, try again: {message}", code="database_busy")
+        return errors.DatabaseUnavailable(
+            f"database busy, try again: {message}", code="database_busy"
+        )
     return errors.ChatSessionsError(f"database error {state}: {message}")

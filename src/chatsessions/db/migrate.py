@@ -66,7 +66,9 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
         await conn.execute(_BOOKKEEPING)
         done = {
             r["version"]: r["checksum"]
-            for r in await conn.fetch("select version, checksum from chatsessions.schema_migrations")
+            for r in await conn.fetch(
+                "select version, checksum from chatsessions.schema_migrations"
+            )
         }
         for m in available_migrations():
             if m.version in done:

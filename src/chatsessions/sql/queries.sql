@@ -18,7 +18,8 @@ select chatsessions.session_json(s, $2)
 
 -- name: list_sessions --
 -- A page of the caller's sessions, newest conversation first, after the keyset cursor ($2, $3),
--- and the active session of scope $1. Fetches $4 rows (one more than the page, to know if more).
+-- and the active session of scope $1. Returns up to $4 sessions (the route asks for one more than
+-- its page, to know whether there is a next one); each carries its ordered_at for the cursor.
 with active as (
     select a.session_id
       from chatsessions.active_sessions a
@@ -33,10 +34,9 @@ with active as (
 )
 select (select session_id from active)::text as active_session_id,
        coalesce(jsonb_agg(
-           (to_jsonb(p) - 'ordered_at')
+           to_jsonb(p)
            || jsonb_build_object('is_active', coalesce(p.id = (select session_id from active), false))
-           order by p.ordered_at desc, p.id desc), '[]'::jsonb) as sessions,
-       (array_agg(p.ordered_at order by p.ordered_at desc, p.id desc))[$4] as last_ordered_at
+           order by p.ordered_at desc, p.id desc), '[]'::jsonb) as sessions
   from page p
 
 -- name: update_session --
