@@ -96,7 +96,8 @@ create table chatsessions.active_sessions (
 create index active_sessions_user_id_session_id_idx
     on chatsessions.active_sessions (user_id, session_id);
 
--- Row-level security: owner-only, on every table.
+-- Row-level security: owner-only, on every table. `(select auth.uid())` rather than `auth.uid()`:
+-- evaluated once per query (an InitPlan) instead of once per row.
 alter table chatsessions.profiles enable row level security;
 alter table chatsessions.chat_sessions enable row level security;
 alter table chatsessions.chat_messages enable row level security;
@@ -105,31 +106,31 @@ alter table chatsessions.active_sessions enable row level security;
 -- A user sees and creates only their own profile; the row lock taken by the session functions
 -- needs UPDATE rights, hence the update policy (no column of it is granted for writing).
 create policy "Users can see their own profile" on chatsessions.profiles
-    for select to authenticated using (id = auth.uid());
+    for select to authenticated using (id = (select auth.uid()));
 create policy "Users can create their own profile" on chatsessions.profiles
-    for insert to authenticated with check (id = auth.uid());
+    for insert to authenticated with check (id = (select auth.uid()));
 create policy "Users can lock their own profile" on chatsessions.profiles
-    for update to authenticated using (id = auth.uid()) with check (id = auth.uid());
+    for update to authenticated using (id = (select auth.uid())) with check (id = (select auth.uid()));
 
 create policy "Users can see their own sessions" on chatsessions.chat_sessions
-    for select to authenticated using (user_id = auth.uid());
+    for select to authenticated using (user_id = (select auth.uid()));
 create policy "Users can create their own sessions" on chatsessions.chat_sessions
-    for insert to authenticated with check (user_id = auth.uid());
+    for insert to authenticated with check (user_id = (select auth.uid()));
 create policy "Users can rename their own sessions" on chatsessions.chat_sessions
-    for update to authenticated using (user_id = auth.uid()) with check (user_id = auth.uid());
+    for update to authenticated using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
 create policy "Users can delete their own sessions" on chatsessions.chat_sessions
-    for delete to authenticated using (user_id = auth.uid());
+    for delete to authenticated using (user_id = (select auth.uid()));
 
 create policy "Users can see their own messages" on chatsessions.chat_messages
-    for select to authenticated using (user_id = auth.uid());
+    for select to authenticated using (user_id = (select auth.uid()));
 create policy "Users can add messages to their own sessions" on chatsessions.chat_messages
-    for insert to authenticated with check (user_id = auth.uid());
+    for insert to authenticated with check (user_id = (select auth.uid()));
 
 create policy "Users can see their own active sessions" on chatsessions.active_sessions
-    for select to authenticated using (user_id = auth.uid());
+    for select to authenticated using (user_id = (select auth.uid()));
 create policy "Users can choose their own active sessions" on chatsessions.active_sessions
-    for insert to authenticated with check (user_id = auth.uid());
+    for insert to authenticated with check (user_id = (select auth.uid()));
 create policy "Users can change their own active sessions" on chatsessions.active_sessions
-    for update to authenticated using (user_id = auth.uid()) with check (user_id = auth.uid());
+    for update to authenticated using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
 create policy "Users can clear their own active sessions" on chatsessions.active_sessions
-    for delete to authenticated using (user_id = auth.uid());
+    for delete to authenticated using (user_id = (select auth.uid()));
