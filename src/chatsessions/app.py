@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatsessions import __version__
@@ -76,6 +77,17 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
+class WebAppMount(Mount):
+    """The web app at `/`, except under /api: there the router's own JSON 404 and 405 apply."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and (
+            scope["path"] == "/api" or scope["path"].startswith("/api/")
+        ):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
@@ -135,7 +147,23 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return _error(exc.status_code, str(exc.detail), code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _error(exc.status_code, str(exc.detail), code, headers or None)
+
+    def _allowed_methods(request: Request) -> list[str]:
+        # Starlette names only the first route that serves the path; a path may have several.
+        # Ask every route whether it would take the request with each method instead.
+        allowed = []
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+            probe = {**request.scope, "method": method}
+            for route in app.router.routes:
+                match, _ = route.matches(probe)
+                if match == Match.FULL and not isinstance(route, Mount):
+                    allowed.append(method)
+                    break
+        return allowed or ["GET", "HEAD"]  # the web app's static files
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -146,7 +174,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.include_router(router)
 
     web = Path(str(resources.files("chatsessions").joinpath("web")))
-    app.mount("/", StaticFiles(directory=web, html=True, check_dir=False), name="web")
+    app.router.routes.append(
+        WebAppMount("/", StaticFiles(directory=web, html=True, check_dir=False), name="web")
+    )
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

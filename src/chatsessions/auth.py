@@ -9,6 +9,7 @@ are refused.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 import uuid
@@ -46,8 +47,9 @@ def load_or_create_secret(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(secret + "\n")
-    tmp.chmod(0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
     tmp.replace(path)
     return secret
 

@@ -6,7 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 
 def _no_nul(value: str) -> str:
@@ -22,16 +29,22 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def _no_nul_deep(value: Any) -> Any:
+MAX_METADATA_DEPTH = 32
+
+
+def _no_nul_deep(value: Any, depth: int = 0) -> Any:
+    # Bounded nesting: deeper JSON could be stored but not serialised back (nor usefully read).
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"must not nest deeper than {MAX_METADATA_DEPTH} levels")
     if isinstance(value, str):
         return _no_nul(value)
     if isinstance(value, dict):
         for k, v in value.items():
             _no_nul(k)
-            _no_nul_deep(v)
+            _no_nul_deep(v, depth + 1)
     elif isinstance(value, list):
         for v in value:
-            _no_nul_deep(v)
+            _no_nul_deep(v, depth + 1)
     return value
 
 
@@ -103,6 +116,14 @@ class MessagesCreate(_Strict):
     message: MessageCreate | None = None
     messages: Annotated[list[MessageCreate], Field(min_length=1, max_length=1000)] | None = None
     scope: Scope = "account"
+
+    @model_validator(mode="after")
+    def _distinct_ids(self) -> MessagesCreate:
+        # A repeated id would be stored once and the other message silently dropped.
+        ids = [m.id for m in self.messages or [] if m.id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("message ids must be distinct within one request")
+        return self
 
 
 class SessionPublic(BaseModel):

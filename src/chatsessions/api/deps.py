@@ -44,7 +44,9 @@ async def get_user_tx(db: Db, user: CurrentUser) -> AsyncIterator[UserTransactio
         yield tx
 
 
-Tx = Annotated[UserTransaction, Depends(get_user_tx)]
+# scope="function": the transaction commits before the response is sent, so a client that got a
+# 2xx sees its write on its next request, and a failed commit is an error response, not silence.
+Tx = Annotated[UserTransaction, Depends(get_user_tx, scope="function")]
 ScopeQuery = Annotated[
     str,
     Query(

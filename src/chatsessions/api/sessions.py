@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -39,8 +39,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         parsed = datetime.fromisoformat(at)
         if not isinstance(session_id, str) or parsed.tzinfo is None:
             raise ValueError
-        return parsed, session_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        return parsed.astimezone(UTC), session_id
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidRequest("invalid cursor", code="invalid_cursor") from exc
 
 
