@@ -30,6 +30,7 @@ create table if not exists chatsessions.schema_migrations (
     applied_at timestamptz not null default now()
 );
 revoke all on chatsessions.schema_migrations from public;
+alter table chatsessions.schema_migrations enable row level security;
 """
 
 

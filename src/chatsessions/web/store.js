@@ -24,6 +24,9 @@ const DEFAULTS = {
   retryMaxMs: 30000,
   cacheMessages: 50, // messages of the open conversation kept in storage
   cachePrefix: "chatsessions:v1:state",
+  // (text) => title for a conversation's first message, or null to leave titles alone.
+  autoTitle: null,
+  defaultTitles: ["New conversation"],
 };
 
 export function randomHex(bytes = 8, cryptoObj = globalThis.crypto) {
@@ -44,8 +47,28 @@ const time = (iso) => {
   const t = iso ? Date.parse(iso) : NaN;
   return Number.isNaN(t) ? 0 : t;
 };
-// A session's data version: anything older than what we hold is a stale response.
-const version = (s) => Math.max(time(s.updated_at), time(s.last_activity));
+const later = (a, b) => (time(b) > time(a) ? b : a);
+
+// Merge a session from a response into the one held. Responses to concurrent requests can
+// arrive in any order, and a server's timestamps are taken when its transaction starts, not
+// when it commits, so no single timestamp orders them. Each field goes by its own rule:
+// counters only grow (messages are never removed), the last message is the one with the
+// latest timestamp, and the title follows the newer update.
+function mergeSession(local, s) {
+  const merged = { ...local, ...s };
+  if (local._local) return merged;
+  merged.message_count = Math.max(local.message_count || 0, s.message_count || 0);
+  merged.total_tokens = Math.max(local.total_tokens || 0, s.total_tokens || 0);
+  if (time(local.last_message_timestamp) > time(s.last_message_timestamp)) {
+    merged.last_message_timestamp = local.last_message_timestamp;
+    merged.last_message_preview = local.last_message_preview;
+    merged.last_model = local.last_model;
+  }
+  merged.updated_at = later(local.updated_at, s.updated_at);
+  merged.last_activity = later(local.last_activity, s.last_activity);
+  if (time(s.updated_at) < time(local.updated_at)) merged.title = local.title;
+  return merged;
+}
 
 function sortMessages(items) {
   // Confirmed messages in seq order, then the ones still on their way, in send order.
@@ -112,8 +135,11 @@ export function createStore(options = {}) {
   const createdWaiters = new Map(); // id -> deferred resolved once the server has it
 
   // Other bookkeeping.
+  let adoptOnEmpty = null; // setScope: the conversation to keep open if the new scope has none active
   let listGen = 0;
   let listFailed = false;
+  let listAttempt = 0;
+  let listRetryTimer = null;
   const serverTitles = new Map(); // id -> title as the server last confirmed it
   const renames = new Map(); // id -> { v } for the newest rename in flight
   let renameSeq = 0;
@@ -215,8 +241,7 @@ export function createStore(options = {}) {
       conversations = conversations.slice();
       conversations.splice(at < 0 ? conversations.length : at, 0, merged);
     } else {
-      if (!local._local && version(s) < version(local)) return; // stale answer
-      const merged = { ...local, ...s };
+      const merged = mergeSession(local, s);
       delete merged._local;
       if (renames.has(s.id)) merged.title = local.title; // a newer rename is on its way
       if (!authoritative) merged.is_active = local.is_active;
@@ -448,7 +473,11 @@ export function createStore(options = {}) {
   function retrySync() {
     if (destroyed) return;
     clearRetry();
-    if (listFailed) revalidate();
+    if (listFailed) {
+      if (listRetryTimer !== null) timers.clearTimeout(listRetryTimer);
+      listRetryTimer = null;
+      revalidate();
+    }
     if (wanted || pendingCreates.length) {
       if (!inflight) set({ sync: { ...state.sync, status: "syncing", retryAt: null } });
       pump();
@@ -508,13 +537,28 @@ export function createStore(options = {}) {
       if (is401(err)) return unauthorized(err);
       listFailed = true;
       const hasData = state.conversations.length > 0 || state.list.status === "loaded";
+      // Keep showing what we have (the saved copy) and try again with backoff.
+      let retryAt = null;
+      if (isRetriable(err)) {
+        listAttempt += 1;
+        const delay = Math.min(o.retryBaseMs * 2 ** (listAttempt - 1), o.retryMaxMs);
+        if (listRetryTimer !== null) timers.clearTimeout(listRetryTimer);
+        listRetryTimer = timers.setTimeout(() => {
+          listRetryTimer = null;
+          revalidate();
+        }, delay);
+        retryAt = now() + delay;
+      }
       set({
         list: { ...state.list, status: hasData ? state.list.status : "error", revalidating: false, error: err.message },
         lastError: errorInfo(err, "load"),
-        sync: { status: "error", reason: err.message, code: err.code, retryAt: null, attempt },
+        sync: { status: "error", reason: err.message, code: err.code, retryAt, attempt: listAttempt },
       });
       return;
     }
+    listAttempt = 0;
+    if (listRetryTimer !== null) timers.clearTimeout(listRetryTimer);
+    listRetryTimer = null;
     if (destroyed || gen !== listGen || ep !== epoch) return;
     listFailed = false;
     const fresh = (res.sessions || []).filter((s) => !hidden.has(s.id));
@@ -533,10 +577,15 @@ export function createStore(options = {}) {
       return renames.has(s.id) && local ? { ...s, title: local.title } : { ...s };
     });
     let conversations = [...locals, ...merged, ...tail];
-    const localChoicePending = Boolean(wanted || (inflight && inflight.kind === "switch") || switchVersion !== sv);
+    const switchInFlight = Boolean(inflight && inflight.kind === "switch" && inflight.epoch === epoch);
+    const localChoicePending = Boolean(wanted || switchInFlight || switchVersion !== sv);
     const serverActive = res.active_session_id && !hidden.has(res.active_session_id) ? res.active_session_id : null;
     let currentId = state.currentId;
-    if (!localChoicePending) {
+    let adopt = null;
+    if (!localChoicePending && !serverActive && adoptOnEmpty && conversations.some((c) => c.id === adoptOnEmpty)) {
+      // A fresh device scope has nothing active yet: keep what is open and make it active there.
+      adopt = adoptOnEmpty;
+    } else if (!localChoicePending) {
       currentId = serverActive; // the server wins: resume where this account (or device) left off
       conversations = withActiveFlags(conversations, serverActive);
     } else {
@@ -548,13 +597,15 @@ export function createStore(options = {}) {
       serverActiveId: serverActive,
       list: { status: "loaded", fromCache: false, nextCursor, loadingMore: false, error: null, revalidating: false, pages: Math.max(1, state.list.pages) },
     };
-    if (!localChoicePending && !pendingCreates.length && !inflight) {
+    if (!localChoicePending && !adopt && !pendingCreates.length && !inflight) {
       patch.sync = synced();
       patch.loading = {};
       attempt = 0;
     }
+    adoptOnEmpty = null;
     set(patch);
     persist();
+    if (adopt) switchConversation(adopt);
     if (currentId && !find(currentId)) {
       // Active but older than the first page: fetch it on its own.
       try {
@@ -666,6 +717,12 @@ export function createStore(options = {}) {
     if (!text || destroyed) return Promise.resolve(null);
     let sid = sessionId ?? state.currentId;
     if (!sid || !find(sid)) sid = createConversation();
+    const conv = find(sid);
+    const untitled = conv && (!conv.title || o.defaultTitles.includes(conv.title));
+    if (o.autoTitle && untitled && !conv.message_count && !bucket(sid).items.length) {
+      const title = o.autoTitle(text);
+      if (title) renameConversation(sid, title);
+    }
     const message = {
       id: makeId(),
       session_id: sid,
@@ -908,7 +965,7 @@ export function createStore(options = {}) {
   async function setScope(scope) {
     if (scope != null && !isValidScope(scope)) throw new Error(`invalid scope: ${scope}`);
     if ((scope ?? null) === state.scope) return;
-    const previous = state.currentId;
+    adoptOnEmpty = state.currentId;
     epoch += 1;
     clearRetry();
     wanted = null;
@@ -921,8 +978,6 @@ export function createStore(options = {}) {
       list: { ...state.list, pages: 0 },
     });
     await revalidate();
-    // A fresh device scope has nothing active yet: keep what is open on screen.
-    if (!destroyed && !state.currentId && previous && find(previous)) switchConversation(previous);
   }
 
   return {
@@ -955,6 +1010,7 @@ export function createStore(options = {}) {
       destroyed = true;
       epoch += 1;
       clearRetry();
+      if (listRetryTimer !== null) timers.clearTimeout(listRetryTimer);
       for (const h of hidden.values()) if (h.timer !== null) timers.clearTimeout(h.timer);
       listeners.clear();
     },

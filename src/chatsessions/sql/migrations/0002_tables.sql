@@ -46,7 +46,8 @@ create table chatsessions.chat_sessions (
     constraint chat_sessions_pkey primary key (user_id, id),
     constraint chat_sessions_user_id_fkey foreign key (user_id)
         references chatsessions.profiles (id) on delete cascade,
-    constraint chat_sessions_title_check check (btrim(title) <> ''),
+    -- btrim() alone strips only spaces: a title of tabs or newlines is blank too.
+    constraint chat_sessions_title_check check (btrim(title, E' \t\n\r\f\x0B') <> ''),
     constraint chat_sessions_message_count_check check (message_count >= 0),
     constraint chat_sessions_total_tokens_check check (total_tokens >= 0)
 );

@@ -15,8 +15,10 @@ begin
         or new.message_count is distinct from old.message_count
         or new.last_message_timestamp is distinct from old.last_message_timestamp
     then
-        new.updated_at := now();
-        new.last_activity := now();
+        -- now() is when the transaction began; one that began earlier but got the row lock later
+        -- must not move the clock back.
+        new.updated_at := greatest(now(), old.updated_at, new.last_message_timestamp);
+        new.last_activity := greatest(now(), old.last_activity, new.last_message_timestamp);
     else
         new.updated_at := old.updated_at;
         new.last_activity := old.last_activity;
@@ -38,6 +40,9 @@ create function chatsessions.assign_message_seq() returns trigger
     language plpgsql
     set search_path = ''
 as $$
+declare
+    last_seq bigint;
+    last_at timestamptz;
 begin
     perform 1
        from chatsessions.chat_sessions s
@@ -46,11 +51,15 @@ begin
     if not found then
         raise exception 'session not found' using errcode = 'CS404';
     end if;
-    select coalesce(max(m.seq), 0) + 1
-      into new.seq
+    select m.seq, m.created_at
+      into last_seq, last_at
       from chatsessions.chat_messages m
-     where m.user_id = new.user_id and m.session_id = new.session_id;
-    new.created_at := now();
+     where m.user_id = new.user_id and m.session_id = new.session_id
+     order by m.seq desc
+     limit 1;
+    new.seq := coalesce(last_seq, 0) + 1;
+    -- Never earlier than the message before it, even if this transaction began before that one.
+    new.created_at := greatest(now(), last_at);
     return new;
 end
 $$;

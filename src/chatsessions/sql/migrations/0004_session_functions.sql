@@ -200,6 +200,9 @@ begin
     was_created := found;
     if not was_created then
         select * into s from chatsessions.chat_sessions c where c.user_id = uid and c.id = p_id;
+        if not found then  -- deleted between our insert and this read
+            raise exception 'session not found' using errcode = 'CS404';
+        end if;
     end if;
     if p_is_active then
         return chatsessions.activate_session(s.id, p_scope)
@@ -257,13 +260,13 @@ begin
       into p_messages
       from jsonb_array_elements(p_messages) with ordinality as e(value, ord);
 
-    select m.id into conflicting
+    select e.value ->> 'id' into conflicting
       from jsonb_array_elements(p_messages) as e(value)
-      join chatsessions.chat_messages m on m.user_id = uid and m.id = e.value ->> 'id'
-     where m.session_id <> p_session_id
+     group by 1
+    having count(distinct e.value) > 1
      limit 1;
     if found then
-        raise exception 'message id % is already used in another session', conflicting
+        raise exception 'message id % is used for two different messages', conflicting
             using errcode = 'CS409';
     end if;
 
@@ -282,6 +285,18 @@ begin
                select 1 from chatsessions.chat_messages x where x.user_id = uid and x.id = i.id)
      order by e.ord
     on conflict (user_id, id) do nothing;
+
+    -- Checked after the insert, not before: this statement's snapshot also sees an id that a
+    -- concurrent request used (and committed) while ours waited on it in the insert above.
+    select m.id into conflicting
+      from jsonb_array_elements(p_messages) as e(value)
+      join chatsessions.chat_messages m on m.user_id = uid and m.id = e.value ->> 'id'
+     where m.session_id <> p_session_id
+     limit 1;
+    if found then
+        raise exception 'message id % is already used in another session', conflicting
+            using errcode = 'CS409';
+    end if;
 
     select * into s from chatsessions.chat_sessions c where c.user_id = uid and c.id = p_session_id;
     if not found then
