@@ -132,7 +132,7 @@ function startApp(newToken) {
   token = newToken;
   storage.setItem(KEYS.token, token);
   const c = claims(token);
-  const name = (c.user_metadata && c.user_metadata.name) || c.name || c.preferred_username || storage.getItem(KEYS.name) || "Signed in";
+  const name = (c.user_metadata && c.user_metadata.name) || c.name || c.preferred_username || c.email || storage.getItem(KEYS.name) || "Signed in";
   $("user-name").textContent = name;
   $("avatar").textContent = String(name).trim().charAt(0).toUpperCase() || "?";
   const deviceMode = storage.getItem(KEYS.deviceMode) === "1";
