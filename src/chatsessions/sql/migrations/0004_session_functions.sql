@@ -60,6 +60,26 @@ begin
 end
 $$;
 
+-- One of the caller's sessions, or CS404 (also when the id is someone else's: row-level security
+-- hides their rows, so the two cases cannot be told apart, here or by the caller).
+create function chatsessions.own_session(p_session_id text) returns chatsessions.chat_sessions
+    language plpgsql
+    stable
+    set search_path = ''
+as $$
+declare
+    s chatsessions.chat_sessions;
+begin
+    select * into s
+      from chatsessions.chat_sessions c
+     where c.user_id = chatsessions.current_user_id() and c.id = p_session_id;
+    if not found then
+        raise exception 'session not found' using errcode = 'CS404';
+    end if;
+    return s;
+end
+$$;
+
 -- The public shape of a session: every column, plus is_active for one scope.
 create function chatsessions.session_json(s chatsessions.chat_sessions, p_scope text)
     returns jsonb
@@ -96,10 +116,7 @@ declare
     uid uuid := chatsessions.lock_current_user();
     s chatsessions.chat_sessions;
 begin
-    select * into s from chatsessions.chat_sessions c where c.user_id = uid and c.id = p_session_id;
-    if not found then
-        raise exception 'session not found' using errcode = 'CS404';
-    end if;
+    s := chatsessions.own_session(p_session_id);
     insert into chatsessions.active_sessions as a (user_id, scope, session_id)
     values (uid, p_scope, p_session_id)
     on conflict (user_id, scope) do update
@@ -120,10 +137,7 @@ declare
     uid uuid := chatsessions.lock_current_user();
     s chatsessions.chat_sessions;
 begin
-    select * into s from chatsessions.chat_sessions c where c.user_id = uid and c.id = p_session_id;
-    if not found then
-        raise exception 'session not found' using errcode = 'CS404';
-    end if;
+    s := chatsessions.own_session(p_session_id);
     delete from chatsessions.active_sessions a
      where a.user_id = uid and a.scope = p_scope and a.session_id = p_session_id;
     return chatsessions.session_json(s, p_scope);
@@ -145,7 +159,6 @@ create function chatsessions.update_session(
 as $$
 declare
     uid uuid;
-    s chatsessions.chat_sessions;
 begin
     if p_is_active is null then
         uid := chatsessions.current_user_id();
@@ -162,11 +175,7 @@ begin
     elsif not p_is_active then
         return chatsessions.deactivate_session(p_session_id, p_scope);
     end if;
-    select * into s from chatsessions.chat_sessions c where c.user_id = uid and c.id = p_session_id;
-    if not found then
-        raise exception 'session not found' using errcode = 'CS404';
-    end if;
-    return chatsessions.session_json(s, p_scope);
+    return chatsessions.session_json(chatsessions.own_session(p_session_id), p_scope);
 end
 $$;
 
@@ -199,10 +208,7 @@ begin
     returning * into s;
     was_created := found;
     if not was_created then
-        select * into s from chatsessions.chat_sessions c where c.user_id = uid and c.id = p_id;
-        if not found then  -- deleted between our insert and this read
-            raise exception 'session not found' using errcode = 'CS404';
-        end if;
+        s := chatsessions.own_session(p_id);  -- CS404 if deleted since our insert
     end if;
     if p_is_active then
         return chatsessions.activate_session(s.id, p_scope)
@@ -298,10 +304,7 @@ begin
             using errcode = 'CS409';
     end if;
 
-    select * into s from chatsessions.chat_sessions c where c.user_id = uid and c.id = p_session_id;
-    if not found then
-        raise exception 'session not found' using errcode = 'CS404';
-    end if;
+    s := chatsessions.own_session(p_session_id);
     select coalesce(jsonb_agg(chatsessions.message_json(m) order by m.seq), '[]'::jsonb)
       into result
       from chatsessions.chat_messages m

@@ -44,6 +44,7 @@ grant execute on function
     chatsessions.current_user_id(),
     chatsessions.ensure_profile(),
     chatsessions.lock_current_user(),
+    chatsessions.own_session(text),
     chatsessions.session_json(chatsessions.chat_sessions, text),
     chatsessions.message_json(chatsessions.chat_messages),
     chatsessions.activate_session(text, text),
