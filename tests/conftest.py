@@ -43,10 +43,13 @@ def server_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from chatsessions.db.embedded import start_embedded
+    from chatsessions.db.embedded import start_embedded, stop_embedded
 
     with tempfile.TemporaryDirectory(prefix="chatsessions-test-") as tmp:
-        yield start_embedded(Path(tmp))
+        try:
+            yield start_embedded(Path(tmp))
+        finally:
+            stop_embedded(Path(tmp))
 
 
 async def create_database(server_url: str, *, migrated: bool = True) -> str:
@@ -89,7 +92,9 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await c.close()
 
 
-async def act_as(c: asyncpg.Connection, user_id: uuid.UUID | str | None, role: str = "authenticated") -> None:
+async def act_as(
+    c: asyncpg.Connection, user_id: uuid.UUID | str | None, role: str = "authenticated"
+) -> None:
     """Inside an open transaction: become `role` with `user_id` as auth.uid() (None: no user)."""
     claims = {"sub": str(user_id), "role": role, "aud": "authenticated"} if user_id else {}
     await c.execute(

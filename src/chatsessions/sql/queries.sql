@@ -28,7 +28,11 @@ with active as (
     select s.*
       from chatsessions.chat_sessions s
      where s.user_id = auth.uid()
-       and ($2::timestamptz is null or (s.ordered_at, s.id) < ($2::timestamptz, $3::text))
+       -- One row comparison, no OR: a generic plan can use it as an index condition too. CASE, not
+       -- COALESCE, which row-level security treats as possibly leaky and would not push down.
+       and (s.ordered_at, s.id) < (
+               case when $2::timestamptz is null then 'infinity' else $2::timestamptz end,
+               case when $2::timestamptz is null then '' else $3::text end)
      order by s.ordered_at desc, s.id desc
      limit $4
 )

@@ -253,6 +253,10 @@ declare
     s chatsessions.chat_sessions;
     result jsonb;
     conflicting text;
+    -- The ids as a plain array: `m.id = any(ids)` is a primary-key lookup even under row-level
+    -- security, where a join on `e.value ->> 'id'` (not leakproof) scans all the user's messages.
+    ids text[];
+    existing text[];
 begin
     if jsonb_typeof(p_messages) is distinct from 'array' then
         raise exception 'messages must be a JSON array' using errcode = '22023';
@@ -265,6 +269,9 @@ begin
                order by e.ord), '[]'::jsonb)
       into p_messages
       from jsonb_array_elements(p_messages) with ordinality as e(value, ord);
+    ids := array(select e.value ->> 'id' from jsonb_array_elements(p_messages) as e(value));
+    existing := array(
+        select x.id::text from chatsessions.chat_messages x where x.user_id = uid and x.id = any(ids));
 
     select e.value ->> 'id' into conflicting
       from jsonb_array_elements(p_messages) as e(value)
@@ -287,17 +294,15 @@ begin
      cross join lateral jsonb_to_record(e.value) as i(
                id text, role text, content text, model text, input_tokens integer,
                output_tokens integer, total_tokens integer, error_message text, metadata jsonb)
-     where not exists (
-               select 1 from chatsessions.chat_messages x where x.user_id = uid and x.id = i.id)
+     where i.id <> all(existing)
      order by e.ord
     on conflict (user_id, id) do nothing;
 
     -- Checked after the insert, not before: this statement's snapshot also sees an id that a
     -- concurrent request used (and committed) while ours waited on it in the insert above.
     select m.id into conflicting
-      from jsonb_array_elements(p_messages) as e(value)
-      join chatsessions.chat_messages m on m.user_id = uid and m.id = e.value ->> 'id'
-     where m.session_id <> p_session_id
+      from chatsessions.chat_messages m
+     where m.user_id = uid and m.id = any(ids) and m.session_id <> p_session_id
      limit 1;
     if found then
         raise exception 'message id % is already used in another session', conflicting
@@ -308,8 +313,7 @@ begin
     select coalesce(jsonb_agg(chatsessions.message_json(m) order by m.seq), '[]'::jsonb)
       into result
       from chatsessions.chat_messages m
-     where m.user_id = uid
-       and m.id in (select e.value ->> 'id' from jsonb_array_elements(p_messages) as e(value));
+     where m.user_id = uid and m.id = any(ids);
     return jsonb_build_object('messages', result, 'session', chatsessions.session_json(s, p_scope));
 end
 $$;
