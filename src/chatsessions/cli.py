@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ def serve(args: argparse.Namespace) -> int:
     )
     if app.state.authority.dev_sign_in:
         print("development sign-in is on: anyone can sign in as any name", flush=True)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; with the default handler the
+    # process would die before its exit hooks, which stop the embedded PostgreSQL.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
