@@ -28,6 +28,7 @@ from chatsessions.models import ErrorPublic
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
+    400: "invalid_request",
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
@@ -104,7 +105,13 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     if not dsn:
         raise ValueError("create_app needs a database URL (the CLI starts an embedded server)")
     authority = TokenAuthority(settings)
-    db = Database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size)
+    db = Database(
+        dsn,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        lock_timeout_ms=settings.lock_timeout_ms,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

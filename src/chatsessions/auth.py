@@ -111,7 +111,8 @@ class TokenAuthority:
             user_id = uuid.UUID(str(claims["sub"]))
         except ValueError as exc:
             raise Unauthorized("access token subject is not a user id") from exc
-        return User(id=user_id, claims=claims)
+        # The canonical form: Python also accepts e.g. "urn:uuid:...", which ::uuid does not.
+        return User(id=user_id, claims={**claims, "sub": str(user_id)})
 
     def _asymmetric_key(self, token: str, header: dict[str, Any]) -> Any:
         try:

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(default=10, gt=0)
     """Most database connections opened."""
 
+    lock_timeout_ms: int = Field(default=5000, ge=0)
+    """How long a request waits for a lock held elsewhere (e.g. an open transaction in psql)
+    before it gets 503 database_busy; 0 waits forever."""
+
+    statement_timeout_ms: int = Field(default=15000, ge=0)
+    """Longest a single statement may run; 0: no limit."""
+
     migrate_on_start: bool = True
     """Apply pending migrations when the service starts (under an advisory lock)."""
 

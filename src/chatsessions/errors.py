@@ -28,11 +28,6 @@ class Unauthorized(ChatSessionsError):
     code = "unauthorized"
 
 
-class Forbidden(ChatSessionsError):
-    status_code = 403
-    code = "forbidden"
-
-
 class NotFound(ChatSessionsError):
     status_code = 404
     code = "not_found"

@@ -72,11 +72,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class SessionUpdate(BaseModel):
+class SessionUpdate(_Strict):
     """POST /api/chat/session. The statistics fields of the original API are accepted and
     ignored: the database maintains them from the messages."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: ClientId
     title: Title | None = None

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from chatsessions.app import create_app
 from chatsessions.auth import user_id_for_name
 from chatsessions.config import Settings
+from conftest import TEST_JWT_SECRET
 
 PROTECTED = [
     ("GET", "/api/chat/session", {"params": {"id": "x"}}),
@@ -388,3 +389,13 @@ async def test_hand_made_hs256_token_is_accepted(client, settings) -> None:
     )
     r = await client.get("/api/chat/sessions", headers=bearer(token))
     assert r.status_code == 200, r.text
+
+
+async def test_a_urn_form_subject_is_the_same_user(client, make_user) -> None:
+    """`urn:uuid:...` names a UUID too; it must reach the database in the form it can cast."""
+    alice = await make_user()
+    assert (await alice.client.post("/api/chat/sessions", json={"id": "a"})).status_code == 201
+    token = hs256(TEST_JWT_SECRET, claims_for(f"urn:uuid:{alice.id}"))
+    r = await client.get("/api/chat/sessions", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    assert [s["id"] for s in r.json()["sessions"]] == ["a"]

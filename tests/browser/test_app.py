@@ -326,6 +326,57 @@ def test_undo_window_then_delete_is_sent(open_app: Any, user: UserApi, expect: A
     wait_until(lambda: user.get(c).status_code == 404, message="C deleted after the undo window")
 
 
+def test_deletes_pending_at_sign_out_are_sent_with_that_users_token(
+    open_app: Any, user: UserApi, expect: Any
+) -> None:
+    """Sign-out inside the undo window sends the deletes at once, with the token of the user who
+    made them, also the one that waits for its conversation's create while someone else signs in."""
+    _a, _b, c = three(user)
+    page = open_app(user, config={"deleteUndoMs": 60_000})
+    held: list[Any] = []
+
+    def hold_creates(route: Any) -> None:
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(SESSIONS, hold_creates)
+    item(page, c).hover()
+    item(page, c).get_by_test_id("delete-button").click()
+    page.get_by_test_id("confirm-delete").click()
+    expect(item(page, c)).to_have_count(0)
+    # A new conversation, deleted while its create is still on its way.
+    with page.expect_request(lambda r: r.method == "POST" and SESSIONS(r.url)) as create:
+        page.get_by_test_id("new-conversation").click()
+    new_id = create.value.post_data_json["id"]
+    expect(item(page, new_id)).to_have_attribute("aria-current", "true")
+    page.get_by_test_id("pane-delete").click()
+    page.get_by_test_id("confirm-delete").click()
+    expect(item(page, new_id)).to_have_count(0)
+
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        page.get_by_test_id("sign-out").click()
+    assert deleted.value.request.headers.get("authorization") == f"Bearer {user.token}"
+    assert deleted.value.status == 200, deleted.value.text()
+    assert user.get(c).status_code == 404
+
+    # Someone else signs in; then the held create lands: its delete still goes out as `user`.
+    expect(page.get_by_test_id("signin-form")).to_be_visible()
+    page.get_by_test_id("signin-name").fill(f"next-{user.name}")
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("sync-status")).to_have_attribute("data-state", "synced")
+    assert len(held) == 1
+    with page.expect_response(lambda r: r.request.method == "DELETE" and new_id in r.url) as late:
+        held[0].continue_()
+    page.unroute(SESSIONS)
+    assert late.value.request.headers.get("authorization") == f"Bearer {user.token}"
+    assert late.value.status == 200, late.value.text()
+    assert user.get(new_id).status_code == 404
+    expect(page.get_by_test_id("conversation-item")).to_have_count(0)
+    no_page_errors(page)
+
+
 def test_load_more_uses_the_cursor(open_app: Any, user: UserApi, expect: Any) -> None:
     ids = [user.create(f"Conversation {i:02d}")["id"] for i in range(53)]
     page = open_app(user)

@@ -22,7 +22,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(db: Db) -> Any:
     """The database answers and has every migration this version of the service needs."""
-    version = await db.schema_version()
+    version = await db.readiness()
     if version is None or version < latest_version():
         raise DatabaseUnavailable(
             f"database schema at {version}, needs {latest_version()}: run `chatsessions migrate`",

@@ -22,6 +22,9 @@ from chatsessions.db.queries import QUERIES
 
 Json = dict[str, Any]
 
+ACQUIRE_TIMEOUT = 10.0
+"""Seconds a request waits for a free pool connection before it gets 503 database_busy."""
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -82,8 +85,20 @@ class UserTransaction:
 
 
 class Database:
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        lock_timeout_ms: int = 5000,
+        statement_timeout_ms: int = 15000,
+    ) -> None:
         self.dsn = dsn
+        self._timeouts = {
+            "lock_timeout": f"{lock_timeout_ms}ms",
+            "statement_timeout": f"{statement_timeout_ms}ms",
+        }
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
@@ -96,8 +111,16 @@ class Database:
             min_size=self._min_size,
             max_size=self._max_size,
             init=_init_connection,
-            # UTC so that timestamps in JSON results read the same whatever the server's zone.
-            server_settings={"timezone": "UTC", "application_name": "chatsessions"},
+            server_settings={
+                # UTC so that timestamps in JSON results read the same whatever the server's zone.
+                "timezone": "UTC",
+                "application_name": "chatsessions",
+                # A lock held elsewhere (say, an open psql transaction on a user's profile) must
+                # cost that user a 503 after a while, not park pool connections until every user
+                # waits.
+                **self._timeouts,
+                "idle_in_transaction_session_timeout": "60s",
+            },
         )
 
     async def close(self) -> None:
@@ -114,9 +137,11 @@ class Database:
     @asynccontextmanager
     async def as_user(self, user: User) -> AsyncIterator[UserTransaction]:
         """One transaction as `user`; database errors come out as the project's errors."""
+        # The profile row is created on a user's first request (every write path would create it
+        # anyway; this makes it exist for readers too), once per process and user.
         new_user = user.id not in self._known_users
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
                 await conn.fetchval(QUERIES["set_request_user"], json.dumps(user.claims))
                 if new_user:
                     await conn.fetchval(QUERIES["ensure_profile"])
@@ -125,6 +150,10 @@ class Database:
                 self._remember(user.id)
         except asyncpg.PostgresError as exc:
             raise translate(exc) from exc
+        except TimeoutError as exc:
+            raise errors.DatabaseUnavailable(
+                "all database connections are busy, try again", code="database_busy"
+            ) from exc
         except (OSError, asyncpg.InterfaceError) as exc:
             raise errors.DatabaseUnavailable(f"database unavailable: {exc}") from exc
 
@@ -133,10 +162,22 @@ class Database:
         if len(self._known_users) > 100_000:
             self._known_users.popitem(last=False)
 
-    async def schema_version(self) -> str | None:
+    async def readiness(self) -> str | None:
+        """The newest applied migration, after checking that requests can run as `authenticated`
+        (a login role without that right would pass every other check and fail every request)."""
         try:
-            async with self.pool.acquire() as conn:
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 version: str | None = await conn.fetchval(QUERIES["schema_version"])
+                tx = conn.transaction()
+                await tx.start()
+                try:
+                    await conn.fetchval(QUERIES["set_request_user"], "{}")
+                finally:
+                    await tx.rollback()
                 return version
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        except asyncpg.UndefinedTableError:
+            return None  # not migrated at all
+        except asyncpg.PostgresError as exc:
+            raise translate(exc) from exc
+        except (TimeoutError, OSError, asyncpg.InterfaceError) as exc:
             raise errors.DatabaseUnavailable(f"database not ready: {exc}") from exc

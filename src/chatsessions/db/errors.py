@@ -10,7 +10,6 @@ from chatsessions import errors
 _BY_SQLSTATE: dict[str, type[errors.ChatSessionsError]] = {
     "CS404": errors.SessionNotFound,
     "28000": errors.Unauthorized,
-    "42501": errors.Forbidden,
 }
 
 
@@ -20,6 +19,12 @@ def translate(exc: asyncpg.PostgresError) -> errors.ChatSessionsError:
     if state in _BY_SQLSTATE:
         cls = _BY_SQLSTATE[state]
         return cls() if cls is errors.SessionNotFound else cls(message)
+    if state == "42501":
+        # The service never calls anything it lacks rights for: this means the login role cannot
+        # become `authenticated` (see README, "Deploying against an existing PostgreSQL").
+        return errors.DatabaseUnavailable(
+            f"database permissions are misconfigured: {message}", code="database_misconfigured"
+        )
     if state == "CS409":
         return errors.Conflict(message, code="message_id_conflict")
     if state == "23503":  # the session went away under a concurrent request

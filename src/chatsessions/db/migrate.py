@@ -1,8 +1,10 @@
-"""Applies sql/migrations/*.sql in order, each in its own transaction, recorded in
-chatsessions.schema_migrations, under an advisory lock so that servers starting together queue
-instead of colliding. The files are plain SQL: they can also be run by hand, in order, in psql or a
-hosted SQL editor (then record them by running `chatsessions migrate`, which skips what exists only
-if told to with --baseline)."""
+"""Applies sql/migrations/*.sql in order, each in its own transaction, under an advisory lock so
+that servers starting together queue instead of colliding.
+
+The files are plain SQL, runnable by hand in order (psql, a hosted SQL editor). Each records itself
+in chatsessions.schema_migrations on its last line, so a database built by hand is known to be up
+to date; this runner also stores each file's checksum, to warn when an applied file has changed.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +22,6 @@ log = logging.getLogger(__name__)
 MIGRATION_LOCK_KEY = 0x63686174  # "chat"
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-
-_BOOKKEEPING = """
-create schema if not exists chatsessions;
-create table if not exists chatsessions.schema_migrations (
-    version text primary key,
-    name text not null,
-    checksum text not null,
-    applied_at timestamptz not null default now()
-);
-revoke all on chatsessions.schema_migrations from public;
-alter table chatsessions.schema_migrations enable row level security;
-"""
 
 
 @dataclass(frozen=True)
@@ -64,24 +54,22 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     applied_now: list[str] = []
     await conn.execute("select pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
-        await conn.execute(_BOOKKEEPING)
-        done = {
-            r["version"]: r["checksum"]
-            for r in await conn.fetch(
-                "select version, checksum from chatsessions.schema_migrations"
-            )
-        }
+        done: dict[str, str | None] = {}
+        if await conn.fetchval("select to_regclass('chatsessions.schema_migrations')"):
+            rows = await conn.fetch("select version, checksum from chatsessions.schema_migrations")
+            done = {r["version"]: r["checksum"] for r in rows}
         for m in available_migrations():
             if m.version in done:
-                if done[m.version] != m.checksum:
+                if done[m.version] not in (None, m.checksum):
                     log.warning("migration %s_%s changed since it was applied", m.version, m.name)
                 continue
             log.info("applying migration %s_%s", m.version, m.name)
             async with conn.transaction():
-                await conn.execute(m.sql)
+                await conn.execute(m.sql)  # records itself; we add the checksum
                 await conn.execute(
                     "insert into chatsessions.schema_migrations (version, name, checksum)"
-                    " values ($1, $2, $3)",
+                    " values ($1, $2, $3)"
+                    " on conflict (version) do update set checksum = excluded.checksum",
                     m.version,
                     m.name,
                     m.checksum,

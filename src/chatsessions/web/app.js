@@ -140,8 +140,13 @@ function startApp(newToken) {
   $("signin").hidden = true;
   $("app").hidden = false;
   resetDom();
+  // The store gets its own API client, bound to this user's token: requests it still sends
+  // after a sign-out (deletes flushed from their undo window) carry the token of the user
+  // who made them, never none or the next user's.
+  const boundToken = newToken;
+  const storeApi = createApi({ baseUrl: config.apiBase, getToken: () => boundToken });
   store = createStore({
-    api,
+    api: storeApi,
     storage,
     scope: deviceMode ? deviceScope() : null,
     cachePrefix: `${KEYS.statePrefix}:${userKey(token)}`,
@@ -157,7 +162,7 @@ function startApp(newToken) {
       showSignIn("Your session has ended. Please sign in again.");
     },
   });
-  window.chatsessions = { store, api };
+  window.chatsessions = { store, api: storeApi };
   unsubscribe = store.subscribe(render);
   render(store.getState());
   lastRevalidate = Date.now();
@@ -168,6 +173,8 @@ function stopApp() {
   if (unsubscribe) unsubscribe();
   unsubscribe = null;
   if (store) {
+    // Deletes still inside their undo window are sent now (as on pagehide), with this
+    // store's token; one waiting for its conversation's create follows that create.
     store.flushDeletes();
     store.destroy();
   }

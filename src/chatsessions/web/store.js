@@ -140,8 +140,9 @@ export function createStore(options = {}) {
   let listFailed = false;
   let listAttempt = 0;
   let listRetryTimer = null;
-  const serverTitles = new Map(); // id -> title as the server last confirmed it
-  const renames = new Map(); // id -> { v } for the newest rename in flight
+  const serverTitles = new Map(); // id -> { title, at }: the title the server confirmed last (at: its updated_at)
+  const renames = new Map(); // id -> { v } for the newest rename not yet answered
+  const renameChains = new Map(); // id -> promise: renames are sent one at a time per conversation
   let renameSeq = 0;
   const hidden = new Map(); // id -> { conv, index, timer } deleted locally, inside the undo window
   const messageLoads = new Map(); // id -> promise of the running load
@@ -167,9 +168,26 @@ export function createStore(options = {}) {
   const isLocal = (id) => Boolean(find(id)?._local) || pendingCreates.some((p) => p.id === id);
 
   function replaceConversation(id, fn) {
-    const conversations = state.conversations.map((c) => (c.id === id ? fn(c) : c));
-    return conversations;
+    return state.conversations.map((c) => (c.id === id ? fn(c) : c));
   }
+  // Newest first by last message, then creation (the server's order); local ones stay on top.
+  const recency = (c) => time(c.last_message_timestamp) || time(c.created_at);
+  function insertByRecency(conversations, conv) {
+    const at = conversations.findIndex((c) => !c._local && recency(c) < recency(conv));
+    const out = conversations.slice();
+    out.splice(at < 0 ? out.length : at, 0, conv);
+    return out;
+  }
+  // Answers can arrive out of order: the title with the newest updated_at is the one the
+  // server holds (a rename refused later rolls back to it).
+  function noteServerTitle(s) {
+    const known = serverTitles.get(s.id);
+    if (known && time(s.updated_at) < known.at) return;
+    serverTitles.set(s.id, { title: s.title ?? null, at: time(s.updated_at) });
+  }
+  // The create of a local conversation still on its way, or null: then a request that needs
+  // the conversation on the server goes out at once, with no await before it.
+  const pendingCreate = (id) => createdWaiters.get(id)?.promise ?? null;
   function withActiveFlags(conversations, activeId) {
     return conversations.map((c) => (Boolean(c.is_active) === (c.id === activeId) ? c : { ...c, is_active: c.id === activeId }));
   }
@@ -231,15 +249,10 @@ export function createStore(options = {}) {
     if (hidden.has(s.id)) return; // deleted locally, inside the undo window
     const local = find(s.id);
     if (!local && !insert) return;
-    serverTitles.set(s.id, s.title ?? null);
+    noteServerTitle(s);
     let conversations = state.conversations;
     if (!local) {
-      const merged = { ...s, is_active: Boolean(authoritative && s.is_active) };
-      // Newest first by last message, then creation (the server's order).
-      const key = (c) => time(c.last_message_timestamp) || time(c.created_at);
-      const at = conversations.findIndex((c) => !c._local && key(c) < key(merged));
-      conversations = conversations.slice();
-      conversations.splice(at < 0 ? conversations.length : at, 0, merged);
+      conversations = insertByRecency(conversations, { ...s, is_active: Boolean(authoritative && s.is_active) });
     } else {
       const merged = mergeSession(local, s);
       delete merged._local;
@@ -382,21 +395,19 @@ export function createStore(options = {}) {
 
   function onCreated(job, res) {
     inflight = null;
-    if (destroyed) return;
+    const session = res && res.session;
+    if (destroyed) {
+      // Signed out meanwhile: a delete flushed then still waits for this create (it goes out
+      // with this store's API client, so with the token of the user who made it).
+      createdWaiters.get(job.id)?.resolve(session);
+      createdWaiters.delete(job.id);
+      return;
+    }
     const pi = pendingCreates.findIndex((p) => p.id === job.id);
     if (pi >= 0) pendingCreates.splice(pi, 1);
-    const session = res && res.session;
-    const conv = find(job.id);
-    if (conv && session) {
-      serverTitles.set(session.id, session.title ?? null);
-      const merged = { ...conv, ...session, is_active: conv.is_active };
-      delete merged._local;
-      if (renames.has(job.id)) merged.title = conv.title;
-      set({ conversations: replaceConversation(job.id, () => merged) });
-    } else if (conv) {
-      const merged = { ...conv };
-      delete merged._local;
-      set({ conversations: replaceConversation(job.id, () => merged) });
+    if (session) applySession(session, { authoritative: false });
+    if (find(job.id)?._local) {
+      set({ conversations: replaceConversation(job.id, ({ _local, ...c }) => c) });
     }
     createdWaiters.get(job.id)?.resolve(session);
     createdWaiters.delete(job.id);
@@ -428,7 +439,13 @@ export function createStore(options = {}) {
 
   function onChannelError(job, err) {
     inflight = null;
-    if (destroyed) return;
+    if (destroyed) {
+      if (job.kind === "create") {
+        createdWaiters.get(job.id)?.reject(err);
+        createdWaiters.delete(job.id);
+      }
+      return;
+    }
     if (is401(err)) return unauthorized(err);
     if (job.kind === "create") {
       if (!isRetriable(err)) {
@@ -495,7 +512,7 @@ export function createStore(options = {}) {
         if (c._local) {
           pendingCreates.push({ id: c.id, title: c.title ?? null });
           createdWaiters.set(c.id, deferred());
-        } else serverTitles.set(c.id, c.title ?? null);
+        } else noteServerTitle(c);
       }
       const messages = {};
       for (const [id, items] of Object.entries(cached.messages || {})) {
@@ -528,6 +545,11 @@ export function createStore(options = {}) {
     const gen = ++listGen;
     const ep = epoch;
     const sv = switchVersion;
+    // What the server had when the list was asked for: a conversation missing from the answer
+    // was deleted elsewhere only if it is one of these.
+    const known = new Set();
+    for (const c of state.conversations) if (!isLocal(c.id)) known.add(c.id);
+    for (const id of hidden.keys()) if (!isLocal(id)) known.add(id);
     set({ list: { ...state.list, loadingMore: false, revalidating: true } });
     let res;
     try {
@@ -564,19 +586,22 @@ export function createStore(options = {}) {
     const fresh = (res.sessions || []).filter((s) => !hidden.has(s.id));
     const freshIds = new Set(fresh.map((s) => s.id));
     const locals = state.conversations.filter((c) => c._local && !freshIds.has(c.id));
+    // Created (or announced by a live update) after the list was asked for: not in it yet.
+    const arrived = state.conversations.filter((c) => !c._local && !freshIds.has(c.id) && !known.has(c.id));
     let tail = [];
     let nextCursor = res.next_cursor ?? null;
     if (state.list.pages > 1) {
       // Keep the older pages already loaded, and their cursor.
-      tail = state.conversations.filter((c) => !c._local && !freshIds.has(c.id));
+      tail = state.conversations.filter((c) => !c._local && !freshIds.has(c.id) && known.has(c.id));
       nextCursor = state.list.nextCursor;
     }
     const merged = fresh.map((s) => {
-      serverTitles.set(s.id, s.title ?? null);
+      noteServerTitle(s);
       const local = find(s.id);
       return renames.has(s.id) && local ? { ...s, title: local.title } : { ...s };
     });
     let conversations = [...locals, ...merged, ...tail];
+    for (const c of arrived) conversations = insertByRecency(conversations, c);
     const switchInFlight = Boolean(inflight && inflight.kind === "switch" && inflight.epoch === epoch);
     const localChoicePending = Boolean(wanted || switchInFlight || switchVersion !== sv);
     const serverActive = res.active_session_id && !hidden.has(res.active_session_id) ? res.active_session_id : null;
@@ -636,7 +661,7 @@ export function createStore(options = {}) {
     if (destroyed || gen !== listGen || ep !== epoch) return; // the list was reloaded meanwhile
     const have = new Set(state.conversations.map((c) => c.id));
     const more = (res.sessions || []).filter((s) => !have.has(s.id) && !hidden.has(s.id));
-    for (const s of more) serverTitles.set(s.id, s.title ?? null);
+    for (const s of more) noteServerTitle(s);
     const flagged = more.map((s) => ({ ...s, is_active: s.id === state.serverActiveId }));
     set({
       conversations: [...state.conversations, ...flagged],
@@ -705,11 +730,6 @@ export function createStore(options = {}) {
     return run;
   }
 
-  function created(id) {
-    const waiter = createdWaiters.get(id);
-    return waiter ? waiter.promise : Promise.resolve();
-  }
-
   // Append a user message. The session id is captured now: the message stays in that
   // conversation whatever the user opens before the server answers.
   function sendMessage(content, { sessionId } = {}) {
@@ -757,7 +777,11 @@ export function createStore(options = {}) {
       const m = bucket(sid).items.find((x) => x.id === mid);
       if (!m || destroyed) return null;
       try {
-        await created(sid);
+        const waiting = pendingCreate(sid);
+        if (waiting) {
+          await waiting;
+          if (destroyed) return null;
+        }
         const res = await api.appendMessages({
           session_id: sid,
           message: { id: m.id, role: m.role, content: m.content, metadata: m.metadata || {} },
@@ -831,23 +855,40 @@ export function createStore(options = {}) {
     return id;
   }
 
-  async function renameConversation(id, rawTitle) {
+  // Renames of one conversation go to the server one at a time, in order, so the last one
+  // asked for is the last one committed. The list shows the newest title at once.
+  function renameConversation(id, rawTitle) {
     const conv = find(id);
-    if (!conv || destroyed) return false;
+    if (!conv || destroyed) return Promise.resolve(false);
     const title = String(rawTitle ?? "").trim();
-    if (!title || title === conv.title) return true;
+    if (!title || title === conv.title) return Promise.resolve(true);
     const v = ++renameSeq;
     renames.set(id, { v });
     set({
       conversations: replaceConversation(id, (c) => ({ ...c, title })),
       itemErrors: omit(state.itemErrors, id),
     });
+    const next = (renameChains.get(id) || Promise.resolve()).then(() => sendRename(id, title, v, conv.title));
+    const chain = next.catch(() => false);
+    renameChains.set(id, chain);
+    chain.then(() => {
+      if (renameChains.get(id) === chain) renameChains.delete(id);
+    });
+    return next;
+  }
+
+  async function sendRename(id, title, v, before) {
+    if (destroyed || (!find(id) && !hidden.has(id))) return false; // gone meanwhile
     let res;
     try {
-      await created(id);
+      const waiting = pendingCreate(id);
+      if (waiting) {
+        await waiting;
+        if (destroyed) return false;
+      }
       res = await api.updateSession({ id, title, scope: state.scope ?? undefined });
     } catch (err) {
-      if (destroyed || renames.get(id)?.v !== v) return false; // a newer rename decides
+      if (destroyed || renames.get(id)?.v !== v) return false; // a newer rename (queued) decides
       renames.delete(id);
       if (is401(err)) {
         unauthorized(err);
@@ -857,8 +898,8 @@ export function createStore(options = {}) {
         applyServerRemoval(id);
         return false;
       }
-      // Roll back to what the server has, and say why.
-      const previous = serverTitles.has(id) ? serverTitles.get(id) : conv.title;
+      // Roll back to the title the server confirmed last, and say why.
+      const previous = serverTitles.has(id) ? serverTitles.get(id).title : before;
       set({
         conversations: replaceConversation(id, (c) => ({ ...c, title: previous })),
         itemErrors: { ...state.itemErrors, [id]: `Rename failed: ${err.message}` },
@@ -871,8 +912,10 @@ export function createStore(options = {}) {
     const latest = renames.get(id)?.v === v;
     if (latest) renames.delete(id);
     if (res && res.session) {
-      if (latest) applySession(res.session, { authoritative: false });
-      else serverTitles.set(id, res.session.title ?? null);
+      // A newer rename still queued keeps its title on screen; this one only updates what
+      // the server holds. Otherwise the answer is applied.
+      if (renames.has(id)) noteServerTitle(res.session);
+      else applySession(res.session, { authoritative: false });
     }
     persist();
     return true;
@@ -938,7 +981,20 @@ export function createStore(options = {}) {
       return;
     }
     try {
-      await created(id);
+      // Sent at once unless the create is still on its way: an await here would let a
+      // sign-out run first (app.js binds each store's API client to its user's token).
+      const waiting = pendingCreate(id);
+      if (waiting) {
+        try {
+          await waiting;
+        } catch {
+          // The server refused the create (or the store was dropped): nothing to delete there.
+          if (destroyed) return;
+          hidden.delete(id);
+          removeLocally(id);
+          return;
+        }
+      }
       await api.deleteSession({ id, keepalive });
     } catch (err) {
       if (destroyed) return;

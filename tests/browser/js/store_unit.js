@@ -316,11 +316,14 @@ test("an older rename's answer does not overwrite a newer rename", async () => {
   const r1 = server.take("POST", "/api/chat/session");
   const second = store.renameConversation("B", "two");
   await settle();
-  const r2 = server.take("POST", "/api/chat/session");
-  r2.respond(200, { session: S("B", { title: "two" }), success: true });
-  await second;
   r1.respond(200, { session: S("B", { title: "one", updated_at: "2024-05-01T09:00:00Z", last_activity: "2024-05-01T09:00:00Z" }), success: true });
-  await first;
+  eq(await first, true);
+  await settle();
+  eq(store.getState().conversations.find((c) => c.id === "B").title, "two", "the newer rename stays while on its way");
+  const r2 = server.take("POST", "/api/chat/session");
+  eq(r2.body, { id: "B", title: "two" }, "sent after the older one was answered");
+  r2.respond(200, { session: S("B", { title: "two" }), success: true });
+  eq(await second, true);
   await settle();
   eq(store.getState().conversations.find((c) => c.id === "B").title, "two");
 });
@@ -494,6 +497,106 @@ test("applyServerSession follows another device's switch only when no choice is 
   store.applyServerRemoval("A");
   assert(!store.getState().conversations.some((c) => c.id === "A"), "removal applied");
   assert(server.count("POST", "/api/chat/session") === 1, "B still in flight");
+});
+
+// ---- races found in review ------------------------------------------------------------
+
+test("sign-out inside the undo window: the delete goes out at once, with the signed-out user's token", async () => {
+  let token = "tok"; // app.js's token: it changes at sign-out / the next sign-in
+  const { store, server } = await loaded({ options: { getToken: () => token, deleteDelayMs: 60000 } });
+  store.deleteConversation("B");
+  await settle();
+  eq(server.count("DELETE", "/api/chat/sessions"), 0, "nothing sent inside the window");
+  // What app.js does on sign-out, then the next user signs in.
+  store.flushDeletes();
+  store.destroy();
+  token = "tok-of-the-next-user";
+  await settle();
+  const del = server.take("DELETE", "/api/chat/sessions");
+  eq(del.query, { id: "B" });
+  eq(del.headers.Authorization, "Bearer tok", "sent with the token of the user who deleted it");
+});
+
+test("sign-out while the deleted conversation's create is in flight: the delete follows the create", async () => {
+  const bound = "tok"; // app.js binds each store's API client to the token it was started with
+  const { store, server } = await loaded({ options: { getToken: () => bound, deleteDelayMs: 60000 } });
+  const id = store.createConversation();
+  await settle();
+  const create = server.take("POST", "/api/chat/sessions");
+  store.deleteConversation(id);
+  store.flushDeletes();
+  store.destroy();
+  await settle();
+  eq(server.count("DELETE", "/api/chat/sessions"), 0, "waits for the create");
+  create.respond(201, { session: S(id, { is_active: true, title: null }), success: true });
+  await settle();
+  const del = server.take("DELETE", "/api/chat/sessions");
+  eq(del.query, { id });
+  eq(del.headers.Authorization, "Bearer tok");
+  eq(server.pending.length, 0, "nothing else sent by the destroyed store");
+});
+
+test("renames of a conversation go out one at a time; a refused one rolls back to the last confirmed title", async () => {
+  const { store, server } = await loaded();
+  const first = store.renameConversation("B", "x");
+  await settle();
+  const r1 = server.take("POST", "/api/chat/session");
+  eq(r1.body, { id: "B", title: "x" });
+  const long = "y".repeat(256);
+  const second = store.renameConversation("B", long);
+  await settle();
+  eq(store.getState().conversations.find((c) => c.id === "B").title, long, "optimistic");
+  eq(server.count("POST", "/api/chat/session"), 0, "the second rename waits for the first");
+  r1.respond(200, { session: S("B", { title: "x" }), success: true });
+  eq(await first, true);
+  await settle();
+  eq(store.getState().conversations.find((c) => c.id === "B").title, long, "the newer rename still shows");
+  const r2 = server.take("POST", "/api/chat/session");
+  eq(r2.body, { id: "B", title: long });
+  r2.respond(400, { error: "title: String should have at most 255 characters", code: "invalid_request" });
+  eq(await second, false);
+  const st = store.getState();
+  eq(st.conversations.find((c) => c.id === "B").title, "x", "rolled back to what the server confirmed last");
+  assert(/at most 255/.test(st.itemErrors.B), `item error: ${st.itemErrors.B}`);
+});
+
+test("conversations created while the list reloads stay in the list", async () => {
+  const { store, server } = await loaded();
+  const created = (id, at) => S(id, { is_active: true, title: null, created_at: at, updated_at: at, last_activity: at });
+  const early = store.createConversation(); // its create is in flight when the list is asked for
+  await settle();
+  const create1 = server.take("POST", "/api/chat/sessions");
+  const reval = store.revalidate();
+  await settle();
+  const list = server.take("GET", "/api/chat/sessions"); // read before either create commits
+  create1.respond(201, { session: created(early, "2024-05-01T12:00:00.000Z"), success: true });
+  await settle();
+  const late = store.createConversation(); // created after the list was asked for
+  await settle();
+  server.take("POST", "/api/chat/sessions").respond(201, { session: created(late, "2024-05-01T12:00:01.000Z"), success: true });
+  await settle();
+  store.switchConversation("B"); // the user moves away from both
+  await settle();
+  server.take("POST", "/api/chat/session").respond(200, { session: S("B", { is_active: true }), success: true });
+  await settle();
+  list.respond(200, { sessions: [S("A", { is_active: true }), S("B"), S("C")], active_session_id: "A", next_cursor: null });
+  await reval;
+  await settle();
+  const st = store.getState();
+  eq(st.conversations.map((c) => c.id), [late, early, "A", "B", "C"], "both kept, newest first");
+  eq(st.currentId, "B");
+  assert(st.conversations.every((c) => !c._local), "none local any more");
+  // A conversation the list had before and that is gone from the fresh one was deleted elsewhere.
+  const reval2 = store.revalidate();
+  await settle();
+  server.take("GET", "/api/chat/sessions").respond(200, {
+    sessions: [S(late), S(early), S("B", { is_active: true })],
+    active_session_id: "B",
+    next_cursor: null,
+  });
+  await reval2;
+  await settle();
+  eq(store.getState().conversations.map((c) => c.id), [late, early, "B"], "A and C dropped");
 });
 
 export const names = tests.map((t) => t.name);

@@ -135,3 +135,6 @@ create policy "Users can change their own active sessions" on chatsessions.activ
     for update to authenticated using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
 create policy "Users can clear their own active sessions" on chatsessions.active_sessions
     for delete to authenticated using (user_id = (select auth.uid()));
+
+insert into chatsessions.schema_migrations (version, name) values ('0002', 'tables')
+    on conflict (version) do nothing;

@@ -167,3 +167,6 @@ $$;
 create trigger on_message_updating
     before update on chatsessions.chat_messages
     for each row execute function chatsessions.forbid_message_update();
+
+insert into chatsessions.schema_migrations (version, name) values ('0003', 'triggers')
+    on conflict (version) do nothing;

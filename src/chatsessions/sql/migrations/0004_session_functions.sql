@@ -97,7 +97,7 @@ $$;
 create function chatsessions.message_json(m chatsessions.chat_messages)
     returns jsonb
     language sql
-    immutable
+    stable  -- to_jsonb of a timestamptz depends on the TimeZone setting
     set search_path = ''
 as $$
     select to_jsonb(m) - 'user_id'
@@ -163,6 +163,9 @@ begin
     if p_is_active is null then
         uid := chatsessions.current_user_id();
     else
+        -- Before the rename, not only in activate_session: the rename locks the session row, and
+        -- every path that takes both locks must take the profile's first (delete_session does), or
+        -- a rename-and-switch and a delete could deadlock.
         uid := chatsessions.lock_current_user();
     end if;
     if p_title is not null then
@@ -257,6 +260,7 @@ declare
     -- security, where a join on `e.value ->> 'id'` (not leakproof) scans all the user's messages.
     ids text[];
     existing text[];
+    bucket integer;
 begin
     if jsonb_typeof(p_messages) is distinct from 'array' then
         raise exception 'messages must be a JSON array' using errcode = '22023';
@@ -270,6 +274,12 @@ begin
       into p_messages
       from jsonb_array_elements(p_messages) with ordinality as e(value, ord);
     ids := array(select e.value ->> 'id' from jsonb_array_elements(p_messages) as e(value));
+    -- Two batches sharing ids in opposite orders would wait on each other's index entries in
+    -- batch order: a deadlock. Taking the ids' (hashed, bucketed) locks first, in one global
+    -- order, turns that into a queue; the loser then gets CS409 below, as it should.
+    for bucket in select distinct abs(hashtext(x) % 64) from unnest(ids) as x order by 1 loop
+        perform pg_advisory_xact_lock(hashtext(uid::text), bucket);
+    end loop;
     existing := array(
         select x.id::text from chatsessions.chat_messages x where x.user_id = uid and x.id = any(ids));
 
@@ -338,3 +348,6 @@ exception
         return false;
 end
 $$;
+
+insert into chatsessions.schema_migrations (version, name) values ('0004', 'session_functions')
+    on conflict (version) do nothing;

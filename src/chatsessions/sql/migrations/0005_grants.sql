@@ -12,6 +12,8 @@ grant usage on schema auth to authenticated;
 
 revoke all on all tables in schema chatsessions from public;
 revoke execute on all functions in schema chatsessions from public;
+-- ... and for functions later migrations create (PostgreSQL grants EXECUTE to PUBLIC by default).
+alter default privileges in schema chatsessions revoke execute on functions from public;
 
 do $$
 begin
@@ -55,3 +57,6 @@ grant execute on function
     chatsessions.append_messages(text, jsonb, text),
     chatsessions.set_active_session(uuid, text)
 to authenticated;
+
+insert into chatsessions.schema_migrations (version, name) values ('0005', 'grants')
+    on conflict (version) do nothing;
