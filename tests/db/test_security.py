@@ -534,3 +534,19 @@ async def test_the_same_client_id_makes_independent_sessions(
     assert (await val(conn, a, QUERIES["get_session"], "c", "account"))["title"] == "A"
     assert await active_pointers(conn, a) == {"account": "c"}
     assert await active_pointers(conn, b) == {"phone": "b1", "account": "c"}
+
+
+async def test_one_argument_set_active_session_takes_the_caller_from_the_token(conn) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    await create(conn, alice, "a1")
+    await create(conn, alice, "a2", is_active=True)
+    result = await val(conn, alice, "select chatsessions.set_active_session('a1')")
+    assert result["id"] == "a1" and result["is_active"] is True
+    assert await active_pointers(conn, alice) == {"account": "a1"}
+    # Bob naming Alice's session reaches nothing, and learns nothing beyond "not found".
+    err = await refused(conn, bob, "select chatsessions.set_active_session('a2')")
+    assert err.sqlstate == "CS404"
+    assert await active_pointers(conn, alice) == {"account": "a1"}
+    # Anonymous callers may not call it at all.
+    err = await refused(conn, None, "select chatsessions.set_active_session('a2')", role="anon")
+    assert err.sqlstate == "42501"

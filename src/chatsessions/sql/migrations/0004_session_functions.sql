@@ -328,6 +328,17 @@ begin
 end
 $$;
 
+-- The plan's function as it should have been: the caller from auth.uid(), the account scope,
+-- returning the activated session. (No two-text-argument form: with untyped literals it would be
+-- chosen over the compatibility form below and silently read a user id as a session id.)
+create function chatsessions.set_active_session(target_session_id text)
+    returns jsonb
+    language sql
+    set search_path = ''
+as $$
+    select chatsessions.activate_session(target_session_id, 'account')
+$$;
+
 -- Compatibility with the original plan's signature. Unlike the plan's version it runs with the
 -- caller's rights and refuses any user id but the caller's own; it returns false when the session
 -- does not exist (or is not the caller's), true once it is active.

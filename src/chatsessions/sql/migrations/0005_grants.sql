@@ -55,6 +55,7 @@ grant execute on function
     chatsessions.create_session(text, text, boolean, text),
     chatsessions.delete_session(text),
     chatsessions.append_messages(text, jsonb, text),
+    chatsessions.set_active_session(text),
     chatsessions.set_active_session(uuid, text)
 to authenticated;
 
