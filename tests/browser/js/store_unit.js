@@ -599,6 +599,46 @@ test("conversations created while the list reloads stay in the list", async () =
   eq(store.getState().conversations.map((c) => c.id), [late, early, "B"], "A and C dropped");
 });
 
+test("a refused rename rolls back to the newest title the server confirmed, whatever order answers came in", async () => {
+  const { store, server } = await loaded();
+  const renamed = store.renameConversation("A", "Renamed");
+  const sent = store.sendMessage("hi");
+  await settle();
+  const rename = server.take("POST", "/api/chat/session");
+  const post = server.take("POST", "/api/chat/messages");
+  rename.respond(200, { session: S("A", { title: "Renamed", updated_at: "2024-05-02T11:00:01Z", last_activity: "2024-05-02T11:00:01Z" }), success: true });
+  eq(await renamed, true);
+  // The message's transaction started before the rename's: its answer carries the old title.
+  post.respond(201, {
+    messages: [{ id: post.body.message.id, session_id: "A", seq: 1, role: "user", content: "hi", metadata: {}, created_at: "2024-05-02T11:00:00Z" }],
+    session: S("A", { title: "Title A", message_count: 1, last_message_preview: "hi", last_message_timestamp: "2024-05-02T11:00:00Z", updated_at: "2024-05-02T11:00:00Z", last_activity: "2024-05-02T11:00:00Z" }),
+  });
+  await sent;
+  await settle();
+  const refused = store.renameConversation("A", "z".repeat(256));
+  await settle();
+  server.take("POST", "/api/chat/session").respond(400, { error: "title too long", code: "invalid_request" });
+  eq(await refused, false);
+  eq(store.getState().conversations.find((c) => c.id === "A").title, "Renamed");
+});
+
+test("a conversation deleted while the server refuses its create stays gone", async () => {
+  const { store, server } = await loaded({ options: { deleteDelayMs: 60000 } });
+  const id = store.createConversation();
+  await settle();
+  const create = server.take("POST", "/api/chat/sessions");
+  store.deleteConversation(id);
+  store.commitDelete(id); // the undo toast dismissed while the create is on its way
+  await settle();
+  create.respond(400, { error: "invalid id", code: "invalid_request" });
+  await settle();
+  const st = store.getState();
+  assert(!st.conversations.some((c) => c.id === id), "not brought back");
+  eq(st.pendingDeletes, []);
+  eq(server.count("DELETE", "/api/chat/sessions"), 0, "nothing to delete on the server");
+  assert(!(st.lastError && /delete/.test(st.lastError.message)), `no delete error: ${st.lastError && st.lastError.message}`);
+});
+
 export const names = tests.map((t) => t.name);
 
 export async function run(only = null) {
