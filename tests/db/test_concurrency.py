@@ -22,6 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -318,80 +319,8 @@ async def test_concurrent_appends_to_one_session_number_and_count_exactly(
 
 # -- the original plan's design, under the same load ---------------------------------------------
 
-# Reconstructed as in bench/_common.py: a boolean is_active (default true) on every session, a
-# trigger moving updated_at on every update, the statistics re-aggregated per message, and the
-# plan's SECURITY DEFINER set_active_session (two UPDATEs).
-PLAN_SQL = """
-create schema {s};
-create table {s}.chat_sessions (
-    id text primary key,
-    user_id uuid not null,
-    title varchar(255) not null default 'New Chat',
-    is_active boolean default true,
-    created_at timestamptz default now(),
-    updated_at timestamptz default now(),
-    last_activity timestamptz default now(),
-    message_count integer default 0,
-    total_tokens integer default 0,
-    last_model text,
-    last_message_preview text,
-    last_message_timestamp timestamptz
-);
-create index on {s}.chat_sessions (user_id);
-create table {s}.chat_messages (
-    id text primary key,
-    session_id text not null references {s}.chat_sessions (id) on delete cascade,
-    role text not null check (role in ('user', 'assistant', 'system')),
-    content text not null,
-    model text,
-    input_tokens integer default 0,
-    output_tokens integer default 0,
-    total_tokens integer default 0,
-    error_message text,
-    created_at timestamptz default now()
-);
-create index on {s}.chat_messages (session_id);
-create function {s}.update_session_timestamp() returns trigger language plpgsql as $$
-begin
-    new.updated_at = now();
-    new.last_activity = now();
-    return new;
-end;
-$$;
-create trigger on_session_updated before update on {s}.chat_sessions
-    for each row execute function {s}.update_session_timestamp();
-create function {s}.update_session_stats() returns trigger language plpgsql as $$
-begin
-    update {s}.chat_sessions set
-        message_count = (select count(*) from {s}.chat_messages
-                          where session_id = new.session_id and error_message is null),
-        total_tokens = (select coalesce(sum(total_tokens), 0) from {s}.chat_messages
-                         where session_id = new.session_id and error_message is null),
-        last_message_timestamp = (select max(created_at) from {s}.chat_messages
-                                   where session_id = new.session_id)
-    where id = new.session_id;
-    return new;
-end;
-$$;
-create trigger on_message_changed after insert on {s}.chat_messages
-    for each row execute function {s}.update_session_stats();
-create function {s}.set_active_session(target_user_id uuid, target_session_id text)
-returns boolean as $$
-begin
-    if not exists (select 1 from {s}.chat_sessions
-                    where id = target_session_id and user_id = target_user_id) then
-        return false;
-    end if;
-    update {s}.chat_sessions set is_active = false where user_id = target_user_id;
-    update {s}.chat_sessions set is_active = true
-     where id = target_session_id and user_id = target_user_id;
-    return true;
-end;
-$$ language plpgsql security definer;
-grant usage on schema {s} to authenticated;
-grant select, insert, update, delete on all tables in schema {s} to authenticated;
-grant execute on function {s}.set_active_session(uuid, text) to authenticated;
-"""
+# The benchmarks' reconstruction of the plan's design (see that file's header).
+PLAN_SQL = (Path(__file__).parents[2] / "bench" / "plan_design.sql").read_text()
 
 
 def plan_mix(schema: str, user: uuid.UUID) -> Op:
@@ -448,7 +377,7 @@ async def test_plan_design_breaks_under_concurrency(
     shows within the time given."""
     schema = f"plan_{secrets.token_hex(4)}"
     user = uuid.uuid4()
-    await conn.execute(PLAN_SQL.format(s=schema))
+    await conn.execute(PLAN_SQL.format(schema=schema))
     try:
         for i in range(5):
             await conn.execute(
