@@ -27,6 +27,7 @@ import asyncpg
 from _common import (
     as_user,
     bench_database,
+    claims,
     connect,
     fmt_ms,
     fmt_ratio,
@@ -38,8 +39,11 @@ from _common import (
     settle,
     table,
 )
+from chatsessions.db.queries import QUERIES
 
 OURS_CALL = "select chatsessions.activate_session($1)"
+# The same switch as the service sends it: one statement that also sets the caller (one round trip).
+SERVICE_CALL = QUERIES["update_session"]
 PLAN_CALL = "select plan.set_active_session($1, $2)"
 
 # Rows written (inserted, updated or deleted) in a schema by the current transaction so far.
@@ -144,6 +148,11 @@ async def bench(args: argparse.Namespace) -> None:
 
                 async def switch(i: int) -> None:
                     target = 2 if i % 2 == 0 else 1  # session 1 is active before the first call
+                    if design == "service":
+                        await conn.fetchval(
+                            SERVICE_CALL, claims(ours), f"s{target}", None, True, "account"
+                        )
+                        return
                     async with as_user(conn, ours):
                         if design == "ours":
                             await conn.fetchval(OURS_CALL, f"s{target}")
@@ -152,12 +161,21 @@ async def bench(args: argparse.Namespace) -> None:
 
                 return switch
 
-            cells = {(d, n): cell(d, n) for d in ("ours", "plan") for n in sizes}
+            designs = ("ours", "service", "plan")
+            cells = {(d, n): cell(d, n) for d in designs for n in sizes}
             samples = await interleaved(cells, warmup, reps)
             results = []
             for n in sizes:
                 touched = await inspect_one_switch(conn, *users[n], n)
-                results.append((n, median(samples["ours", n]), median(samples["plan", n]), touched))
+                results.append(
+                    (
+                        n,
+                        median(samples["ours", n]),
+                        median(samples["plan", n]),
+                        touched,
+                        median(samples["service", n]),
+                    )
+                )
         finally:
             await conn.close()
 
@@ -166,14 +184,17 @@ async def bench(args: argparse.Namespace) -> None:
         args,
         version,
         f"Median of {reps} switches per cell after {warmup} warm-up switches; "
-        "one switch = one transaction (BEGIN, claims, call, COMMIT), client-side wall time.",
+        "one switch = one transaction (BEGIN, claims, call, COMMIT), client-side wall time; "
+        "'ours, 1 round trip' = the same switch as the service sends it, one statement that "
+        "also sets the caller.",
     )
     rows = []
-    for n, ours_ms, plan_ms, touched in results:
+    for n, ours_ms, plan_ms, touched, service_ms in results:
         rows.append(
             [
                 f"{n:,}",
                 fmt_ms(ours_ms),
+                fmt_ms(service_ms),
                 fmt_ms(plan_ms),
                 fmt_ratio(plan_ms / ours_ms),
                 f"{touched['ours'][0]:,}",
@@ -187,6 +208,7 @@ async def bench(args: argparse.Namespace) -> None:
             [
                 "sessions per user",
                 "ours ms/switch",
+                "ours, 1 round trip ms",
                 "plan ms/switch",
                 "plan / ours",
                 "ours rows written",
@@ -201,7 +223,8 @@ async def bench(args: argparse.Namespace) -> None:
     print()
     print(
         f"Growth from {first[0]:,} to {last[0]:,} sessions per user (largest / smallest): "
-        f"ours {fmt_ratio(last[1] / first[1])}, plan {fmt_ratio(last[2] / first[2])}."
+        f"ours {fmt_ratio(last[1] / first[1])}, ours in 1 round trip "
+        f"{fmt_ratio(last[4] / first[4])}, plan {fmt_ratio(last[2] / first[2])}."
     )
     print(
         "rows written = rows inserted/updated/deleted by one switch (pg_stat_xact_user_tables); "

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from chatsessions.auth import TokenAuthority, User
-from chatsessions.db.database import Database, UserTransaction
+from chatsessions.db.database import Database, UserConnection
 from chatsessions.errors import Unauthorized
 from chatsessions.models import SCOPE_PATTERN
 
@@ -38,15 +38,15 @@ Authority = Annotated[TokenAuthority, Depends(get_authority)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-async def get_user_tx(db: Db, user: CurrentUser) -> AsyncIterator[UserTransaction]:
-    """The caller's transaction; it commits after the route returns, or rolls back on an error."""
-    async with db.as_user(user) as tx:
-        yield tx
+async def get_user_conn(db: Db, user: CurrentUser) -> AsyncIterator[UserConnection]:
+    """A pooled connection acting as the caller, released before the response is sent."""
+    async with db.as_user(user) as conn:
+        yield conn
 
 
-# scope="function": the transaction commits before the response is sent, so a client that got a
-# 2xx sees its write on its next request, and a failed commit is an error response, not silence.
-Tx = Annotated[UserTransaction, Depends(get_user_tx, scope="function")]
+# scope="function": the connection (and any transaction on it) is done before the response goes
+# out, so a client that got a 2xx sees its write on its next request, and an error is a response.
+UserConn = Annotated[UserConnection, Depends(get_user_conn, scope="function")]
 ScopeQuery = Annotated[
     str,
     Query(

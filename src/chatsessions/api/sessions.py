@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from chatsessions.api.deps import ScopeQuery, Tx
+from chatsessions.api.deps import ScopeQuery, UserConn
 from chatsessions.errors import InvalidRequest, SessionNotFound
 from chatsessions.models import (
     ID_PATTERN,
@@ -45,31 +45,31 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 @router.get("/session", response_model=SessionEnvelope)
-async def get_session(tx: Tx, id: IdQuery, scope: ScopeQuery = "account") -> Any:
+async def get_session(conn: UserConn, id: IdQuery, scope: ScopeQuery = "account") -> Any:
     """One session of the caller; `is_active` is for `scope`."""
-    session = await tx.get_session(id, scope)
+    session = await conn.get_session(id, scope)
     if session is None:
         raise SessionNotFound()
     return {"session": session}
 
 
 @router.post("/session", response_model=SessionChanged)
-async def update_session(tx: Tx, body: SessionUpdate) -> Any:
+async def update_session(conn: UserConn, body: SessionUpdate) -> Any:
     """Rename (`title`) and/or switch (`is_active`), atomically, in one transaction."""
-    session = await tx.update_session(body.id, body.title, body.is_active, body.scope)
+    session = await conn.update_session(body.id, body.title, body.is_active, body.scope)
     return {"session": session, "success": True}
 
 
 @router.get("/sessions", response_model=SessionsPublic)
 async def list_sessions(
-    tx: Tx,
+    conn: UserConn,
     scope: ScopeQuery = "account",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Any:
     """The caller's sessions, newest conversation first; keyset-paginated with `next_cursor`."""
     after = decode_cursor(cursor) if cursor else None
-    sessions, active_id, next_after = await tx.list_sessions(scope, after, limit)
+    sessions, active_id, next_after = await conn.list_sessions(scope, after, limit)
     return {
         "sessions": sessions,
         "active_session_id": active_id,
@@ -78,16 +78,16 @@ async def list_sessions(
 
 
 @router.post("/sessions", response_model=SessionChanged, status_code=201)
-async def create_session(tx: Tx, body: SessionCreate, response: Response) -> Any:
+async def create_session(conn: UserConn, body: SessionCreate, response: Response) -> Any:
     """Create a session (201); the same id again returns the existing one (200)."""
-    session = await tx.create_session(body.id, body.title, body.is_active, body.scope)
+    session = await conn.create_session(body.id, body.title, body.is_active, body.scope)
     if not session.pop("created"):
         response.status_code = 200
     return {"session": session, "success": True}
 
 
 @router.delete("/sessions", response_model=SessionDeleted)
-async def delete_session(tx: Tx, id: IdQuery) -> Any:
+async def delete_session(conn: UserConn, id: IdQuery) -> Any:
     """Delete a session and its messages; if it was active, none is active afterwards."""
-    await tx.delete_session(id)
+    await conn.delete_session(id)
     return {"success": True, "id": id}

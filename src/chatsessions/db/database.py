@@ -1,7 +1,8 @@
 """The data-access module: owns the connection pool and exposes one typed async function per
-named query. Every request's queries run in one transaction as the role `authenticated` with the
-caller's verified claims, so row-level security and auth.uid() govern them exactly as they govern a
-direct SQL caller. Routes never import the driver.
+named query. Every query runs as the role `authenticated` with the caller's verified claims, so
+row-level security and auth.uid() govern it exactly as they govern a direct SQL caller. Writes are
+one statement each (one round trip, its own transaction); reads run in a short transaction that
+first sets the caller. Routes never import the driver.
 """
 
 from __future__ import annotations
@@ -30,27 +31,33 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-class UserTransaction:
-    """The queries one request may run, all inside its transaction, as its user."""
+class UserConnection:
+    """The queries one request may run, on one pooled connection, as its user."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, claims: str) -> None:
         self._conn = conn
+        self._claims = claims
 
-    async def _val(self, name: str, *args: Any) -> Any:
-        return await self._conn.fetchval(QUERIES[name], *args)
+    async def _write(self, name: str, *args: Any) -> Any:
+        # The statement itself takes on the caller (chatsessions.act_as_caller): one round trip.
+        return await self._conn.fetchval(QUERIES[name], self._claims, *args)
+
+    async def _read(self, name: str, *args: Any) -> asyncpg.Record | None:
+        async with self._conn.transaction():
+            await self._conn.fetchval(QUERIES["set_request_user"], self._claims)
+            row: asyncpg.Record | None = await self._conn.fetchrow(QUERIES[name], *args)
+            return row
 
     async def get_session(self, session_id: str, scope: str) -> Json | None:
-        result: Json | None = await self._val("get_session", session_id, scope)
-        return result
+        row = await self._read("get_session", session_id, scope)
+        return None if row is None else row[0]
 
     async def list_sessions(
         self, scope: str, after: tuple[datetime, str] | None, limit: int
     ) -> tuple[list[Json], str | None, tuple[datetime, str] | None]:
         """A page of sessions, the active session id, and the cursor of the next page (or None)."""
         cursor_at, cursor_id = after if after else (None, None)
-        row = await self._conn.fetchrow(
-            QUERIES["list_sessions"], scope, cursor_at, cursor_id, limit + 1
-        )
+        row = await self._read("list_sessions", scope, cursor_at, cursor_id, limit + 1)
         assert row is not None
         sessions: list[Json] = row["sessions"][:limit]
         ordered_at = [s.pop("ordered_at") for s in sessions]
@@ -62,25 +69,25 @@ class UserTransaction:
     async def update_session(
         self, session_id: str, title: str | None, is_active: bool | None, scope: str
     ) -> Json:
-        result: Json = await self._val("update_session", session_id, title, is_active, scope)
+        result: Json = await self._write("update_session", session_id, title, is_active, scope)
         return result
 
     async def create_session(
         self, session_id: str | None, title: str | None, is_active: bool, scope: str
     ) -> Json:
-        result: Json = await self._val("create_session", session_id, title, is_active, scope)
+        result: Json = await self._write("create_session", session_id, title, is_active, scope)
         return result
 
     async def delete_session(self, session_id: str) -> None:
-        await self._val("delete_session", session_id)
+        await self._write("delete_session", session_id)
 
     async def append_messages(self, session_id: str, messages: list[Json], scope: str) -> Json:
-        result: Json = await self._val("append_messages", session_id, messages, scope)
+        result: Json = await self._write("append_messages", session_id, messages, scope)
         return result
 
     async def list_messages(self, session_id: str, after: int, limit: int) -> list[Json] | None:
         """Messages after seq `after`; None when the session does not exist (for this user)."""
-        row = await self._conn.fetchrow(QUERIES["list_messages"], session_id, after, limit)
+        row = await self._read("list_messages", session_id, after, limit)
         return None if row is None else list(row["messages"])
 
 
@@ -135,17 +142,17 @@ class Database:
         return self._pool
 
     @asynccontextmanager
-    async def as_user(self, user: User) -> AsyncIterator[UserTransaction]:
-        """One transaction as `user`; database errors come out as the project's errors."""
+    async def as_user(self, user: User) -> AsyncIterator[UserConnection]:
+        """A connection acting as `user`; database errors come out as the project's errors."""
+        claims = json.dumps(user.claims)
         # The profile row is created on a user's first request (every write path would create it
         # anyway; this makes it exist for readers too), once per process and user.
         new_user = user.id not in self._known_users
         try:
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
-                await conn.fetchval(QUERIES["set_request_user"], json.dumps(user.claims))
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 if new_user:
-                    await conn.fetchval(QUERIES["ensure_profile"])
-                yield UserTransaction(conn)
+                    await conn.fetchval(QUERIES["ensure_profile"], claims)
+                yield UserConnection(conn, claims)
             if new_user:
                 self._remember(user.id)
         except asyncpg.PostgresError as exc:

@@ -3,12 +3,12 @@
 
 -- name: set_request_user --
 -- Runs the rest of the transaction as `authenticated` (so row-level security applies) with the
--- verified JWT claims that auth.uid() reads.
+-- verified JWT claims that auth.uid() reads. For the reads, which are queries with a FROM clause.
 select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)
 
 -- name: ensure_profile --
--- Creates the user's profile on their first request.
-select chatsessions.ensure_profile()
+-- Creates the user's profile on their first request. $1: the verified claims (see act_as_caller).
+select chatsessions.ensure_profile() where chatsessions.act_as_caller($1)
 
 -- name: get_session --
 -- One session of the caller, with is_active for scope $2.
@@ -43,18 +43,22 @@ select (select session_id from active)::text as active_session_id,
            order by p.ordered_at desc, p.id desc), '[]'::jsonb) as sessions
   from page p
 
+-- The writes below are each one statement, one round trip: the caller's verified claims ($1) are
+-- put in place by chatsessions.act_as_caller before the function runs, in the statement's own
+-- transaction.
+
 -- name: update_session --
 -- Rename and/or (de)activate, in one call (see chatsessions.update_session).
-select chatsessions.update_session($1, $2, $3, $4)
+select chatsessions.update_session($2, $3, $4, $5) where chatsessions.act_as_caller($1)
 
 -- name: create_session --
-select chatsessions.create_session($1, $2, $3, $4)
+select chatsessions.create_session($2, $3, $4, $5) where chatsessions.act_as_caller($1)
 
 -- name: delete_session --
-select chatsessions.delete_session($1)
+select chatsessions.delete_session($2) where chatsessions.act_as_caller($1)
 
 -- name: append_messages --
-select chatsessions.append_messages($1, $2, $3)
+select chatsessions.append_messages($2, $3, $4) where chatsessions.act_as_caller($1)
 
 -- name: list_messages --
 -- Messages of one of the caller's sessions after sequence number $2, at most $3 (the route asks

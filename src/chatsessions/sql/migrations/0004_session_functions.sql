@@ -26,6 +26,24 @@ begin
 end
 $$;
 
+-- For the service's login role only (not granted to `authenticated`): makes the rest of the calling
+-- statement run as `authenticated` with the request's verified JWT claims, so that one statement
+-- both identifies the caller and acts:
+--     select chatsessions.update_session(...) where chatsessions.act_as_caller($1)
+-- In a SELECT without FROM, the WHERE clause is a one-time filter evaluated before the select list,
+-- and both settings are local to the statement's transaction: a switch is one round trip, with no
+-- BEGIN / COMMIT around it. No SET clause on purpose: a function with one restores, on exit, every
+-- setting it changed.
+create function chatsessions.act_as_caller(claims text) returns boolean
+    language plpgsql
+as $$
+begin
+    perform pg_catalog.set_config('request.jwt.claims', claims, true);
+    perform pg_catalog.set_config('role', 'authenticated', true);
+    return true;
+end
+$$;
+
 -- Creates the caller's profile on first use; returns the caller's id.
 create function chatsessions.ensure_profile() returns uuid
     language plpgsql
