@@ -19,6 +19,7 @@ import asyncpg
 from chatsessions import errors
 from chatsessions.auth import User
 from chatsessions.db.errors import translate
+from chatsessions.db.migrate import latest_version
 from chatsessions.db.queries import QUERIES
 
 Json = dict[str, Any]
@@ -175,6 +176,8 @@ class Database:
         try:
             async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 version: str | None = await conn.fetchval(QUERIES["schema_version"])
+                if version is None or version < latest_version():
+                    return version  # not migrated yet: the switch below needs the schema
                 tx = conn.transaction()
                 await tx.start()
                 try:

@@ -4,7 +4,7 @@
 -- name: set_request_user --
 -- Runs the rest of the transaction as `authenticated` (so row-level security applies) with the
 -- verified JWT claims that auth.uid() reads. For the reads, which are queries with a FROM clause.
-select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)
+select chatsessions.act_as_caller($1)
 
 -- name: ensure_profile --
 -- Creates the user's profile on their first request. $1: the verified claims (see act_as_caller).
